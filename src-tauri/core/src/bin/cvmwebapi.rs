@@ -1,0 +1,96 @@
+//! `cvmwebapi`: the GUI-free command line: the headless daemon (`serve`) and, as they land, the tools
+//! for website operators (key generation, VMCP signing, keystores).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use webapi_core::config::ServeArgs;
+use webapi_core::daemon::{Daemon, StartError};
+
+#[derive(Parser)]
+#[command(
+    name = "cvmwebapi",
+    version,
+    about = "CernVM WebAPI: lets trusted scientific websites run a VM on this computer, with your consent"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon headless (no tray, no dialogs), logging to stderr and the data dir.
+    Serve(ServeArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let config = match args.validate() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cvmwebapi: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cvmwebapi: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let daemon = match Daemon::bind(&config).await {
+            Ok(d) => d,
+            Err(e @ StartError::AddressInUse(_)) => {
+                eprintln!("cvmwebapi: {e}");
+                return ExitCode::from(3);
+            }
+            Err(e) => {
+                eprintln!("cvmwebapi: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let _log_guard = match webapi_core::logging::init(daemon.state().data_dir().root()) {
+            Ok(g) => g,
+            Err(e) => {
+                eprintln!("cvmwebapi: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match daemon.run(shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("daemon failed: {e:#}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// Completes on SIGINT or SIGTERM (Ctrl-C on Windows).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutdown requested");
+}

@@ -1,0 +1,104 @@
+//! Daemon configuration: the options shared by `cvmwebapi serve` and the tray app, and their validation.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// The port the original daemon and its JavaScript library use.
+pub const DEFAULT_PORT: u16 = 5624;
+
+/// Command-line options shared by `cvmwebapi serve` and the `cernvm-webapi` tray app.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (a loopback address unless --allow-remote is given).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:5624")]
+    pub listen: String,
+
+    /// Folder for sessions, logs, images and settings (default: the per-OS application data folder).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Allow --listen on a non-loopback address. Dangerous: any host on the network could reach the API.
+    #[arg(long)]
+    pub allow_remote: bool,
+}
+
+/// Validated daemon configuration.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--listen {0:?} is not a valid ADDR:PORT (for example 127.0.0.1:5624)")]
+    BadListen(String),
+    #[error("--listen {0} is not a loopback address; websites on other hosts could reach the API. Pass --allow-remote if you really want this")]
+    NotLoopback(SocketAddr),
+    #[error("no per-user application data folder is known on this system; pass --data-dir")]
+    NoDataDir,
+}
+
+impl ServeArgs {
+    /// Checks the options and fills in defaults.
+    pub fn validate(&self) -> Result<DaemonConfig, ConfigError> {
+        let listen: SocketAddr = self
+            .listen
+            .parse()
+            .map_err(|_| ConfigError::BadListen(self.listen.clone()))?;
+        if !listen.ip().is_loopback() && !self.allow_remote {
+            return Err(ConfigError::NotLoopback(listen));
+        }
+        let data_dir = match &self.data_dir {
+            Some(dir) => dir.clone(),
+            None => default_data_dir().ok_or(ConfigError::NoDataDir)?,
+        };
+        Ok(DaemonConfig { listen, data_dir })
+    }
+}
+
+/// The per-OS application data folder, e.g. `~/.local/share/cernvm-webapi` on Linux.
+pub fn default_data_dir() -> Option<PathBuf> {
+    directories::ProjectDirs::from("ch", "cern", "cernvm-webapi")
+        .map(|d| d.data_dir().to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(listen: &str, allow_remote: bool) -> ServeArgs {
+        ServeArgs {
+            listen: listen.into(),
+            data_dir: Some("/nonexistent".into()),
+            allow_remote,
+        }
+    }
+
+    #[test]
+    fn accepts_loopback_v4_and_v6() {
+        assert_eq!(
+            args("127.0.0.1:1", false).validate().unwrap().listen.port(),
+            1
+        );
+        assert!(args("[::1]:5624", false).validate().is_ok());
+    }
+
+    #[test]
+    fn refuses_malformed_address() {
+        let err = args("localhost", false).validate().unwrap_err();
+        assert!(matches!(err, ConfigError::BadListen(_)), "{err}");
+        assert!(args("127.0.0.1:99999", false).validate().is_err());
+    }
+
+    #[test]
+    fn refuses_remote_without_flag() {
+        let err = args("0.0.0.0:5624", false).validate().unwrap_err();
+        assert!(matches!(err, ConfigError::NotLoopback(_)));
+        assert!(err.to_string().contains("--allow-remote"));
+        assert!(args("0.0.0.0:5624", true).validate().is_ok());
+    }
+}

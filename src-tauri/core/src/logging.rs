@@ -1,0 +1,29 @@
+//! Logging: tracing to stderr and to a daily-rotated file in the data dir's `logs/` folder.
+
+use std::path::Path;
+
+use tracing_appender::non_blocking::WorkerGuard;
+use tracing_subscriber::{fmt, prelude::*, EnvFilter};
+
+/// Installs the global subscriber. Keep the returned guard alive: it flushes the file log on drop.
+/// The filter comes from `RUST_LOG` (default `info`).
+pub fn init(data_dir: &Path) -> anyhow::Result<WorkerGuard> {
+    let log_dir = data_dir.join("logs");
+    std::fs::create_dir_all(&log_dir)
+        .map_err(|e| anyhow::anyhow!("cannot create log folder {}: {e}", log_dir.display()))?;
+    let file = tracing_appender::rolling::Builder::new()
+        .rotation(tracing_appender::rolling::Rotation::DAILY)
+        .filename_prefix("cernvm-webapi")
+        .filename_suffix("log")
+        .max_log_files(7)
+        .build(&log_dir)?;
+    let (file_writer, guard) = tracing_appender::non_blocking(file);
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt::layer().with_writer(std::io::stderr))
+        .with(fmt::layer().with_ansi(false).with_writer(file_writer))
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("logging already initialised: {e}"))?;
+    Ok(guard)
+}

@@ -1,0 +1,1 @@
+//! Image downloads: streaming checksum, resume, shared cache. (Built by the images issue.)

@@ -1,0 +1,30 @@
+//! `GET /info`: the liveness probe the JavaScript library calls before it opens the WebSocket.
+
+use std::sync::Arc;
+
+use axum::{
+    extract::State,
+    http::{header, HeaderMap, Uri},
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde_json::json;
+
+use super::CallerOrigin;
+use crate::daemon::DaemonState;
+
+pub(super) async fn handle(
+    State(_state): State<Arc<DaemonState>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let origin = CallerOrigin::parse(headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()));
+    let body = json!({
+        "status": "ok",
+        "request": uri.path(),
+        "domain": origin.domain(),
+        "version": crate::PROTOCOL_VERSION,
+        "daemon": crate::VERSION,
+    });
+    ([(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")], Json(body)).into_response()
+}

@@ -4,17 +4,25 @@
 
 mod args;
 mod commands;
+mod display;
 mod panel;
 mod tray;
 
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 
 use clap::Parser;
 use tauri::{Manager, RunEvent};
 use tokio::sync::watch;
-use webapi_core::daemon::{Daemon, StartError};
+use webapi_core::config::DaemonConfig;
+use webapi_core::daemon::{Daemon, DaemonState, StartError};
 
 pub use args::AppArgs;
+
+/// Exit codes shared with `cvmwebapi serve`.
+const EXIT_USAGE: u8 = 2;
+const EXIT_ADDRESS_IN_USE: u8 = 3;
+const EXIT_NO_DISPLAY: u8 = 4;
 
 /// Runs the tray app; returns the process exit code.
 pub fn main() -> ExitCode {
@@ -23,58 +31,30 @@ pub fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("cernvm-webapi: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(EXIT_USAGE);
         }
     };
-    if let Err(why) = display_available() {
-        eprintln!("cernvm-webapi: {why}. Run `cvmwebapi serve` for the headless daemon.");
-        return ExitCode::from(4);
+    if let Err(why) = display::check() {
+        eprintln!("cernvm-webapi: {why}. Use `cvmwebapi serve` to run the daemon without a desktop.");
+        return ExitCode::from(EXIT_NO_DISPLAY);
     }
 
-    // Bind before the GUI starts, so a taken port is reported before any window or tray icon appears.
-    let runtime = tauri::async_runtime::handle();
-    let daemon = match runtime.block_on(Daemon::bind(&config)) {
-        Ok(d) => d,
-        Err(e @ StartError::AddressInUse(_)) => {
-            eprintln!("cernvm-webapi: {e}");
-            return ExitCode::from(3);
-        }
-        Err(e) => {
-            eprintln!("cernvm-webapi: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let log_guard = match webapi_core::logging::init(daemon.state().data_dir().root()) {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("cernvm-webapi: {e:#}");
-            return ExitCode::FAILURE;
-        }
-    };
-
-    let (stop_tx, mut stop_rx) = watch::channel(false);
-    let daemon_state = daemon.state();
-    let daemon_task = tauri::async_runtime::spawn(async move {
-        let shutdown = async move {
-            let _ = stop_rx.wait_for(|stop| *stop).await;
-        };
-        if let Err(e) = daemon.run(shutdown).await {
-            tracing::error!("daemon failed: {e:#}");
-        }
-    });
-
+    let failure: Arc<Mutex<Option<(u8, String)>>> = Arc::default();
+    let setup_failure = failure.clone();
     let app = tauri::Builder::default()
-        // Registered first, as the plugin requires: a second launch hands its arguments to us and exits.
+        // Registered first, as the plugin requires: a second launch hands its arguments to the running
+        // instance (which shows the control panel) and exits before binding anything.
         .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
             tracing::info!(?argv, "second launch: showing the control panel");
             panel::open(app);
         }))
         .invoke_handler(tauri::generate_handler![commands::daemon_status])
-        .manage(ShellState {
-            daemon: daemon_state,
-            stop: stop_tx,
-        })
-        .setup(|app| {
+        .setup(move |app| {
+            let shell = start_daemon(&config).map_err(|(code, msg)| {
+                *setup_failure.lock().unwrap() = Some((code, msg.clone()));
+                msg
+            })?;
+            app.manage(shell);
             tray::build(app.handle())?;
             Ok(())
         })
@@ -82,44 +62,73 @@ pub fn main() -> ExitCode {
     let app = match app {
         Ok(app) => app,
         Err(e) => {
-            eprintln!("cernvm-webapi: cannot start the user interface: {e}");
-            return ExitCode::FAILURE;
+            return match failure.lock().unwrap().take() {
+                Some((code, msg)) => {
+                    eprintln!("cernvm-webapi: {msg}");
+                    ExitCode::from(code)
+                }
+                None => {
+                    eprintln!("cernvm-webapi: cannot start the user interface: {e}");
+                    ExitCode::FAILURE
+                }
+            };
         }
     };
 
     app.run(|app, event| match event {
         // The last window closed: keep living in the tray. An explicit exit (code set) goes through.
-        RunEvent::ExitRequested {
-            api, code: None, ..
-        } => api.prevent_exit(),
+        RunEvent::ExitRequested { api, code: None, .. } => api.prevent_exit(),
         RunEvent::Exit => {
-            let _ = app.state::<ShellState>().stop.send(true);
+            if let Some(shell) = app.try_state::<ShellState>() {
+                shell.shut_down();
+            }
         }
         _ => {}
     });
-    let _ = tauri::async_runtime::block_on(daemon_task);
-    drop(log_guard);
     ExitCode::SUCCESS
 }
 
 /// What the shell keeps in Tauri's state.
 pub struct ShellState {
-    pub daemon: std::sync::Arc<webapi_core::daemon::DaemonState>,
-    pub stop: watch::Sender<bool>,
+    pub daemon: Arc<DaemonState>,
+    stop: watch::Sender<bool>,
+    task: Mutex<Option<tauri::async_runtime::JoinHandle<()>>>,
+    /// Flushes the file log when the app ends.
+    _log_guard: webapi_core::logging::FlushGuard,
 }
 
-/// GTK aborts the process without a display; say so clearly instead.
-fn display_available() -> Result<(), &'static str> {
-    if cfg!(any(
-        target_os = "linux",
-        target_os = "freebsd",
-        target_os = "openbsd",
-        target_os = "netbsd"
-    )) {
-        let has = |v: &str| std::env::var_os(v).is_some_and(|s| !s.is_empty());
-        if !has("DISPLAY") && !has("WAYLAND_DISPLAY") {
-            return Err("no graphical display (neither DISPLAY nor WAYLAND_DISPLAY is set)");
+impl ShellState {
+    /// Stops the daemon and waits until it has closed its listener.
+    fn shut_down(&self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.lock().unwrap().take() {
+            let _ = tauri::async_runtime::block_on(task);
         }
     }
-    Ok(())
+}
+
+/// Binds the daemon (failing clearly when another instance holds the port), starts logging and serving.
+fn start_daemon(config: &DaemonConfig) -> Result<ShellState, (u8, String)> {
+    let daemon = match tauri::async_runtime::block_on(Daemon::bind(config)) {
+        Ok(d) => d,
+        Err(e @ StartError::AddressInUse(_)) => return Err((EXIT_ADDRESS_IN_USE, e.to_string())),
+        Err(e) => return Err((1, e.to_string())),
+    };
+    let log_guard = webapi_core::logging::init(daemon.state().data_dir().root()).map_err(|e| (1, format!("{e:#}")))?;
+    let (stop, mut stop_rx) = watch::channel(false);
+    let state = daemon.state();
+    let task = tauri::async_runtime::spawn(async move {
+        let shutdown = async move {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+        };
+        if let Err(e) = daemon.run(shutdown).await {
+            tracing::error!("daemon failed: {e:#}");
+        }
+    });
+    Ok(ShellState {
+        daemon: state,
+        stop,
+        task: Mutex::new(Some(task)),
+        _log_guard: log_guard,
+    })
 }

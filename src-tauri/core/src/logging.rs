@@ -2,12 +2,12 @@
 
 use std::path::Path;
 
-use tracing_appender::non_blocking::WorkerGuard;
+pub use tracing_appender::non_blocking::WorkerGuard as FlushGuard;
 use tracing_subscriber::{fmt, prelude::*, EnvFilter};
 
 /// Installs the global subscriber. Keep the returned guard alive: it flushes the file log on drop.
 /// The filter comes from `RUST_LOG` (default `info`).
-pub fn init(data_dir: &Path) -> anyhow::Result<WorkerGuard> {
+pub fn init(data_dir: &Path) -> anyhow::Result<FlushGuard> {
     let log_dir = data_dir.join("logs");
     std::fs::create_dir_all(&log_dir)
         .map_err(|e| anyhow::anyhow!("cannot create log folder {}: {e}", log_dir.display()))?;

@@ -1,0 +1,76 @@
+# Shared helpers for the GUI end-to-end tests (sourced, not run). They run inside a private X server and
+# D-Bus session made by run.sh, with a real window manager, notification daemon and tray host.
+
+pass=0; fail=0
+ok()  { echo "PASS: $*"; pass=$((pass + 1)); }
+bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+summary() { echo "$pass passed, $fail failed"; [ "$fail" -eq 0 ]; }
+
+# waitfor TENTHS CMD...: retries CMD every 0.1 s, up to TENTHS times.
+waitfor() { local n=$1; shift; for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
+
+has_bus_name() {
+  gdbus call --session --dest org.freedesktop.DBus --object-path /org/freedesktop/DBus \
+    --method org.freedesktop.DBus.NameHasOwner "$1" 2>/dev/null | grep -q true
+}
+
+# Starts dunst, openbox and an SNI tray host (the watcher first: apps register only with a running one).
+start_desktop() {
+  local out=$1
+  dunst >"$out/dunst.log" 2>&1 &
+  openbox >"$out/openbox.log" 2>&1 &
+  gtk-sni-tray-standalone --top --watcher --size 32 >"$out/sni.log" 2>&1 &
+  waitfor 150 has_bus_name org.kde.StatusNotifierWatcher && waitfor 100 has_bus_name org.freedesktop.Notifications
+}
+
+# The bus name of the first registered tray item.
+tray_item() {
+  gdbus call --session --dest org.kde.StatusNotifierWatcher --object-path /StatusNotifierWatcher \
+    --method org.freedesktop.DBus.Properties.Get org.kde.StatusNotifierWatcher RegisteredStatusNotifierItems \
+    2>/dev/null | grep -o "':[0-9.]*" | head -1 | tr -d "'"
+}
+
+# The dbusmenu object path of tray item $1.
+tray_menu_path() {
+  gdbus introspect --session --dest "$1" --object-path / --recurse 2>/dev/null \
+    | grep -o '/org/ayatana/NotificationItem/[^ ]*/Menu' | head -1
+}
+
+# The whole menu layout of tray item $1 at path $2, as gdbus prints it.
+tray_layout() {
+  gdbus call --session --dest "$1" --object-path "$2" --method com.canonical.dbusmenu.GetLayout -- 0 -1 '[]'
+}
+
+# The dbusmenu id of the entry labelled $3 (exact label) in the menu of tray item $1 at path $2.
+tray_entry_id() {
+  tray_layout "$1" "$2" | grep -o "([0-9]*, {[^}]*'label': <'$3'>" | head -1 | grep -o '^([0-9]*' | tr -d '('
+}
+
+# Clicks entry $3 (label) of the tray menu of item $1 at path $2.
+tray_click() {
+  local id; id=$(tray_entry_id "$1" "$2" "$3")
+  [ -n "$id" ] || return 1
+  gdbus call --session --dest "$1" --object-path "$2" --method com.canonical.dbusmenu.Event -- "$id" clicked '<0>' 0 >/dev/null
+}
+
+visible_window() { xdotool search --onlyvisible --name "$1" 2>/dev/null | head -1; }
+window_exists() { [ -n "$(visible_window "$1")" ]; }
+no_window() { [ -z "$(visible_window "$1")" ]; }
+
+# WebKit web (renderer) processes whose parent is pid $1: one per live webview.
+webviews_of() { pgrep -P "$1" -f 'WebKitWebProcess' 2>/dev/null | wc -l; }
+has_webview() { [ "$(webviews_of "$1")" -gt 0 ]; }
+no_webview() { [ "$(webviews_of "$1")" -eq 0 ]; }
+# Any WebKit helper process (web or network) whose parent is pid $1.
+webkit_processes_of() { pgrep -P "$1" -f 'WebKit(Web|Network)Process' 2>/dev/null | wc -l; }
+no_webkit_process() { [ "$(webkit_processes_of "$1")" -eq 0 ]; }
+has_tray_item() { [ -n "$(tray_item)" ]; }
+
+# Whether window $1 (a title regex) shows rendered content: a blank or unpainted webview has a handful of
+# colours, a rendered page with text and an icon has hundreds. Saves the window's picture to $2.
+window_rendered() {
+  local w; w=$(visible_window "$1"); [ -n "$w" ] || return 1
+  import -window "$w" "$2" 2>/dev/null || return 1
+  [ "$(convert "$2" -format %k info: 2>/dev/null)" -gt 64 ]
+}

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# GUI e2e of the tray app shell: tray registration and menu over dbusmenu, no webview at start, the control
+# panel opened from the menu and destroyed on close, /info, single instance, Quit. Run through run.sh.
+# Usage (inside run.sh): tray.sh APP_BINARY CLI_BINARY
+set -u
+APP=${1:?usage: tray.sh APP_BINARY CLI_BINARY}; CLI=${2:?usage: tray.sh APP_BINARY CLI_BINARY}
+. "$(dirname "$0")/lib.sh"
+OUT=$E2E_OUT; DATA=$(mktemp -d); PORT=$((20000 + RANDOM % 20000)); TITLE='^CernVM WebAPI$'
+info() { curl -sf --max-time 5 -H "Origin: http://test.local:8080" "http://127.0.0.1:$PORT/info"; }
+port_closed() { ! curl -s --max-time 2 "http://127.0.0.1:$PORT/info" >/dev/null; }
+alive() { kill -0 "$APP_PID" 2>/dev/null; }
+
+check "desktop services up (tray watcher, notifications)" start_desktop "$OUT"
+
+# Without a display the app says so and exits non-zero (GTK would abort).
+env -u DISPLAY -u WAYLAND_DISPLAY "$APP" --listen "127.0.0.1:$PORT" --data-dir "$DATA" >"$OUT/nodisplay.log" 2>&1
+rc=$?
+check "no display: clear message, exit code 4 (got $rc)" \
+  bash -c "[ $rc -eq 4 ] && grep -q 'no graphical display' '$OUT/nodisplay.log'"
+
+"$APP" --listen "127.0.0.1:$PORT" --data-dir "$DATA" >"$OUT/app.log" 2>&1 &
+APP_PID=$!
+check "/info answers on the custom port" waitfor 300 info
+check "/info reports the caller's domain" bash -c "curl -sf -H 'Origin: http://test.local:8080' http://127.0.0.1:$PORT/info | grep -q '\"domain\":\"test.local\"'"
+
+check "tray item registered with the SNI watcher" waitfor 100 has_tray_item
+ITEM=$(tray_item); MENU=$(tray_menu_path "$ITEM")
+LAYOUT=$(tray_layout "$ITEM" "$MENU" 2>&1); echo "$LAYOUT" >"$OUT/menu-layout.txt"
+check "menu: status line shows the listening address" grep -q "'label': <'Listening on 127.0.0.1:$PORT · no sessions'>" <<<"$LAYOUT"
+check "menu: 'Open control panel' entry" grep -q "'label': <'Open control panel'>" <<<"$LAYOUT"
+check "menu: 'Quit' entry" grep -q "'label': <'Quit'>" <<<"$LAYOUT"
+
+check "no window at start" no_window "$TITLE"
+check "no WebKit process at start" no_webkit_process "$APP_PID"
+
+# A second launch must not start a second listener: it hands over to us (we show the panel) and exits.
+timeout 30 "$APP" --listen "127.0.0.1:$PORT" --data-dir "$DATA" >"$OUT/second.log" 2>&1
+rc=$?
+check "second launch exits at once (exit $rc) and the first lives on" bash -c "[ $rc -ne 124 ] && kill -0 $APP_PID"
+check "second launch showed the control panel" waitfor 100 window_exists "$TITLE"
+wmctrl -c 'CernVM WebAPI'; waitfor 50 no_window "$TITLE"
+
+# The CLI refuses to start next to the app.
+"$CLI" serve --listen "127.0.0.1:$PORT" --data-dir "$DATA" >"$OUT/cli.log" 2>&1
+rc=$?
+check "cvmwebapi serve refuses the taken port (exit $rc)" bash -c "[ $rc -eq 3 ] && grep -q 'already listens' '$OUT/cli.log'"
+
+tray_click "$ITEM" "$MENU" "Open control panel"
+check "'Open control panel' shows the window" waitfor 100 window_exists "$TITLE"
+check "the panel runs in a WebKit web process" waitfor 50 has_webview "$APP_PID"
+check "the panel renders its page" waitfor 200 window_rendered "$TITLE" "$OUT/panel.png"
+import -window root "$OUT/desktop-with-panel.png" 2>/dev/null
+
+wmctrl -c 'CernVM WebAPI'
+check "closing the panel removes the window" waitfor 50 no_window "$TITLE"
+check "closing the panel ends its WebKit web process" waitfor 100 no_webview "$APP_PID"
+pgrep -a -P "$APP_PID" >"$OUT/children-after-close.txt"
+check "the app lives on in the tray after closing the panel" alive
+check "/info still answers" info
+
+tray_click "$ITEM" "$MENU" "Quit"
+check "Quit exits the app" waitfor 100 bash -c "! kill -0 $APP_PID"
+wait "$APP_PID"; rc=$?
+check "Quit exits with code 0 (got $rc)" test "$rc" -eq 0
+check "the listener is closed after Quit" port_closed
+
+kill %1 %2 %3 2>/dev/null
+rm -rf "$DATA"
+summary

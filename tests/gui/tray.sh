@@ -49,7 +49,9 @@ tray_click "$ITEM" "$MENU" "Open control panel"
 check "'Open control panel' shows the window" waitfor 100 window_exists "$TITLE"
 check "the panel runs in a WebKit web process" waitfor 50 has_webview "$APP_PID"
 check "the panel renders its page" waitfor 200 window_rendered "$TITLE" "$OUT/panel.png"
-import -window root "$OUT/desktop-with-panel.png" 2>/dev/null
+# The README's picture: the tray menu (opened with a right click on the icon) over the panel.
+xdotool mousemove 16 16 click 3; sleep 1.5
+import -window root -crop 1130x720+0+0 "$OUT/tray-and-panel.png" 2>/dev/null; xdotool key Escape
 
 wmctrl -c 'CernVM WebAPI'
 check "closing the panel removes the window" waitfor 50 no_window "$TITLE"

@@ -45,7 +45,9 @@ mod tests {
             .manage(shell)
             .build(mock_context(noop_assets()))
             .unwrap();
-        let webview = tauri::WebviewWindowBuilder::new(&app, "panel", Default::default()).build().unwrap();
+        let webview = tauri::WebviewWindowBuilder::new(&app, "panel", Default::default())
+            .build()
+            .unwrap();
         let response = get_ipc_response(
             &webview,
             InvokeRequest {

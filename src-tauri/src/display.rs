@@ -2,7 +2,12 @@
 
 /// Ok when a graphical display can be reached; otherwise why not.
 pub fn check() -> Result<(), String> {
-    if !cfg!(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd", target_os = "netbsd")) {
+    if !cfg!(any(
+        target_os = "linux",
+        target_os = "freebsd",
+        target_os = "openbsd",
+        target_os = "netbsd"
+    )) {
         return Ok(());
     }
     let set = |v: &str| std::env::var_os(v).is_some_and(|s| !s.is_empty());

@@ -35,7 +35,9 @@ pub fn main() -> ExitCode {
         }
     };
     if let Err(why) = display::check() {
-        eprintln!("cernvm-webapi: {why}. Use `cvmwebapi serve` to run the daemon without a desktop.");
+        eprintln!(
+            "cernvm-webapi: {why}. Use `cvmwebapi serve` to run the daemon without a desktop."
+        );
         return ExitCode::from(EXIT_NO_DISPLAY);
     }
 
@@ -77,7 +79,9 @@ pub fn main() -> ExitCode {
 
     app.run(|app, event| match event {
         // The last window closed: keep living in the tray. An explicit exit (code set) goes through.
-        RunEvent::ExitRequested { api, code: None, .. } => api.prevent_exit(),
+        RunEvent::ExitRequested {
+            api, code: None, ..
+        } => api.prevent_exit(),
         RunEvent::Exit => {
             if let Some(shell) = app.try_state::<ShellState>() {
                 shell.shut_down();
@@ -114,7 +118,8 @@ fn start_daemon(config: &DaemonConfig) -> Result<ShellState, (u8, String)> {
         Err(e @ StartError::AddressInUse(_)) => return Err((EXIT_ADDRESS_IN_USE, e.to_string())),
         Err(e) => return Err((1, e.to_string())),
     };
-    let log_guard = webapi_core::logging::init(daemon.state().data_dir().root()).map_err(|e| (1, format!("{e:#}")))?;
+    let log_guard = webapi_core::logging::init(daemon.state().data_dir().root())
+        .map_err(|e| (1, format!("{e:#}")))?;
     let (stop, mut stop_rx) = watch::channel(false);
     let state = daemon.state();
     let task = tauri::async_runtime::spawn(async move {

@@ -431,7 +431,7 @@
     this.info = null;           // the /info reply
     this.connected = false;
     this.connecting = false;
-    this.privileged = false;
+    this.privileged = null;    // true/false once the daemon said (the `privileged` event)
     this.socket = null;
     this.authToken = this.options.auth || "";
     this.lastID = 0;

@@ -164,6 +164,22 @@ describe("cvmwebapi.js in headless Chromium", () => {
     }
   });
 
+  test("the demo page loads without script errors and says when the app is not running", async (t) => {
+    if (!requireTool(t, ok, `Chromium at ${CHROMIUM}`)) return;
+    const port = await freePort();
+    const errors = [];
+    const p = await browser.context.newPage();
+    p.on("pageerror", (e) => errors.push(e.message));
+    await p.goto(`${site.origin}/demo/index.html?daemon=${encodeURIComponent(`http://127.0.0.1:${port}`)}`);
+    await p.waitForSelector("[data-testid=connection][data-state=failed]", { timeout: 15000 });
+    assert.match(await p.textContent("[data-testid=connection]"), /not running.*-1001/);
+    assert.equal(await p.isDisabled("[data-testid=request]"), true);
+    assert.equal(await p.inputValue("[data-testid=vmcp]"), `${site.origin}/demo/vmcp`, "the VMCP defaults to the demo site's endpoint");
+    assert.equal(await p.getAttribute("[data-cvm-notice]", "data-cvm-notice"), "notRunning");
+    assert.deepEqual(errors, []);
+    await p.close();
+  });
+
   test("detection logic: Safari on https and the local-network permission plan", async (t) => {
     const p = await page(t);
     if (!p) return;

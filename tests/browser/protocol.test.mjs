@@ -25,7 +25,7 @@ describe("cvmwebapi.js over the full protocol (real daemon, headless Chromium)",
     site = await startStaticServer();
     vmcp = await startVmcpServer(key, {
       good: vmDoc("sdk-good"), good2: vmDoc("sdk-good2"), reheat: vmDoc("sdk-reheat"), compat: vmDoc("sdk-compat"),
-      timeout: vmDoc("sdk-timeout"), gone: vmDoc("sdk-gone"), badsig: { doc: vmDoc("sdk-badsig"), key: otherKey },
+      timeout: vmDoc("sdk-timeout"), gone: vmDoc("sdk-gone"), demo: vmDoc("sdk-demo"), badsig: { doc: vmDoc("sdk-badsig"), key: otherKey },
     });
     const dir = tempDir("cvm-sdk-keystore-");
     keystore = writeFile(join(dir, "domainkeys.conf"), `127.0.0.1=${key.spki}\n`);
@@ -280,6 +280,30 @@ describe("cvmwebapi.js over the full protocol (real daemon, headless Chromium)",
       return { log, connected: c.connected, connecting: c.connecting };
     }, d.url);
     assert.deepEqual(r, { log: ["disconnected"], connected: false, connecting: false });
+    await p.close();
+  });
+
+  test("demo page: connects, requests a session with its button, shows state and applies the idle policy", async (t) => {
+    if (!requireTool(t, haveChromium, `Chromium at ${CHROMIUM}`)) return;
+    const d = await daemon();
+    const errors = [];
+    const p = await browser.context.newPage();
+    p.on("pageerror", (e) => errors.push(e.message));
+    await p.goto(`${site.origin}/demo/index.html?daemon=${encodeURIComponent(d.url)}&vmcp=${encodeURIComponent(vmcp.url("demo"))}`);
+    await p.waitForSelector("[data-testid=connection][data-state=connected]", { timeout: 15000 });
+    await p.click("[data-testid=request]");
+    await p.waitForSelector("[data-testid=state][data-state=missing]", { timeout: 30000 });
+    assert.equal(await p.getAttribute("[data-testid=api-link]", "aria-disabled"), "true");
+    await p.check("#idle-controlled");
+    await p.fill("#idle-min", "10");
+    await p.fill("#idle-max", "90");
+    await p.click("#idle-apply");
+    await p.waitForSelector("[data-testid=log] li[data-event=idlePolicy], [data-testid=log] li[data-event=idlePolicyFailed]");
+    const last = await p.getAttribute("[data-testid=log] li:first-child", "data-event");
+    assert.equal(last, "idlePolicy", await p.textContent("[data-testid=log]"));
+    const events = await p.$$eval("[data-testid=log] li", (lis) => lis.map((li) => li.dataset.source + "." + li.dataset.event).reverse());
+    for (const e of ["plugin.connected", "page.requestSession", "page.session", "session.stateChanged"]) assert.ok(events.includes(e), `${e} in ${events}`);
+    assert.deepEqual(errors, []);
     await p.close();
   });
 

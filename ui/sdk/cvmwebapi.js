@@ -385,30 +385,30 @@
   function delay(ms) { return new Promise(function (r) { setTimeout(r, ms); }); }
 
   /** The "light probe with retries": /info then a WebSocket, up to probeTries times. */
-  function probe(base, infoTimeout) {
+  function probe(base, infoTimeout, o) {
     var tries = 0;
     function attempt() {
       tries++;
       var info;
       return probeInfo(base, infoTimeout).then(function (i) {
         info = i;
-        return openSocket(base, options.socketTimeout);
+        return openSocket(base, o.socketTimeout);
       }).then(function (ws) { return { ws: ws, info: info, tries: tries }; }, function (err) {
-        if (tries >= options.probeTries) throw err;
-        return delay(options.probeRetryDelay).then(attempt);
+        if (tries >= o.probeTries) throw err;
+        return delay(o.probeRetryDelay).then(attempt);
       });
     }
     return attempt();
   }
 
   /** Tries to open a WebSocket repeatedly for `windowMs` (the original's "check loop"). */
-  function checkLoop(base, windowMs) {
+  function checkLoop(base, windowMs, o) {
     var deadline = Date.now() + windowMs;
     function attempt() {
       var left = deadline - Date.now();
-      return openSocket(base, Math.max(50, Math.min(options.socketTimeout, left))).catch(function (err) {
-        if (deadline - Date.now() < options.reconnectRetryDelay) throw err;
-        return delay(options.reconnectRetryDelay).then(attempt);
+      return openSocket(base, Math.max(50, Math.min(o.socketTimeout, left))).catch(function (err) {
+        if (deadline - Date.now() < o.reconnectRetryDelay) throw err;
+        return delay(o.reconnectRetryDelay).then(attempt);
       });
     }
     return attempt();
@@ -464,7 +464,7 @@
           perm.status.onchange = function () { if (perm.status.state !== "prompt") notice("lna", null); };
         }
       }
-      return probe(self.daemonURL, infoTimeout);
+      return probe(self.daemonURL, infoTimeout, self.options);
     }).then(function (r) {
       notice("lna", null);
       self.info = r.info || {};
@@ -510,7 +510,7 @@
         if (err.code !== ERRORS.DAEMON_NOT_RUNNING) throw err;
         launchViaURLHandler();
         self.connecting = true;
-        return checkLoop(self.daemonURL, 5000).then(function (ws) { return self.__attach(ws); })
+        return checkLoop(self.daemonURL, 5000, self.options).then(function (ws) { return self.__attach(ws); })
           .then(function () { self.connecting = false; return self; }, function () {
             self.connecting = false;
             throw err;
@@ -542,6 +542,7 @@
       self.__request("handshake", { version: PROTOCOL_VERSION, auth: self.authToken }, {
         onResult: function (data) {
           self.version = data && data.version != null ? String(data.version) : null;
+          self._handshaken = true;
           resolve();
           self.__fire("connected", [self.version]);
         },
@@ -557,8 +558,9 @@
     var self = this;
     this.__teardown();
     if (this._closedByUser) return; // the original reconnected even after close() [fixed]
+    if (!this._handshaken) return;  // lost during the first handshake: open() reports it
     this.connecting = true;
-    checkLoop(this.daemonURL, this.options.reconnectWindow).then(function (ws) {
+    checkLoop(this.daemonURL, this.options.reconnectWindow, this.options).then(function (ws) {
       self.connecting = false;
       return self.__attach(ws).then(function () { return self.__reheat(); });
     }).catch(function () {
@@ -676,14 +678,17 @@
       if (!slot) return; // nobody waits for it (as the original)
       if (slot.timer) { clearTimeout(slot.timer); slot.timer = null; }
       if (frame.type === "result") {
+        if (slot.persistent) return;
         delete this.responseCallbacks[id];
         if (slot.onResult) slot.onResult(frame.data);
       } else if (frame.type === "error") {
         if (slot.persistent) return;
         delete this.responseCallbacks[id];
         if (slot.onError) {
-          slot.onError(CVMError(String(frame.error || "Request refused by CernVM WebAPI"),
-            typeof frame.code === "number" ? frame.code : ERRORS.DAEMON_ERROR, frame.detail));
+          var e = CVMError(String(frame.error || "Request refused by CernVM WebAPI"),
+            typeof frame.code === "number" ? frame.code : ERRORS.DAEMON_ERROR, frame.detail);
+          if (frame.code !== undefined) e.daemonCode = frame.code;
+          slot.onError(e);
         }
       } else if (frame.type === "event" && slot.onEvent) {
         var args = Array.isArray(frame.data) ? frame.data : (frame.data == null ? [] : [frame.data]);

@@ -121,8 +121,12 @@
     const flags = ($("idle-suspend").checked ? DF_SUSPEND : 0) | ($("idle-autostart").checked ? DF_AUTOSTART : 0);
     const values = { daemonControlled: $("idle-controlled").checked ? 1 : 0, daemonMinCap: Number($("idle-min").value),
       daemonMaxCap: Number($("idle-max").value), daemonFlags: flags };
+    // The app validates the merged policy after every `set` (daemonMaxCap >= daemonMinCap), so the
+    // order matters: move the bound that makes room first, and switch control on last.
+    const currentMin = Number(session.config.daemonMinCap) || 0;
+    const caps = values.daemonMaxCap >= currentMin ? ["daemonMaxCap", "daemonMinCap"] : ["daemonMinCap", "daemonMaxCap"];
     try {
-      for (const [k, v] of Object.entries(values)) await session.set(k, v);
+      for (const k of [...caps, "daemonFlags", "daemonControlled"]) await session.set(k, values[k]);
       await session.sync();
       log("page", "idlePolicy", [values]);
     } catch (e) { log("reply", "idlePolicyFailed", [e.message, e.code]); }

@@ -107,6 +107,26 @@ describe("cvmwebapi.js in headless Chromium", () => {
     }
   });
 
+  test("the daemon serves the minified SDK at /js/cvmwebapi.js; loaded from there it targets that daemon", async (t) => {
+    const p0 = await page(t);
+    if (!p0) return;
+    await p0.close();
+    const daemon = await startDaemon();
+    try {
+      const resp = await fetch(`${daemon.url}/js/cvmwebapi.js`);
+      assert.equal(resp.status, 200);
+      assert.match(resp.headers.get("content-type"), /javascript/);
+      assert.equal(await resp.text(), readFileSync(join(repoRoot, "ui/sdk/cvmwebapi.min.js"), "utf8"));
+      const p = await browser.newPage(`${site.origin}/pages/test.html?src=${encodeURIComponent(daemon.url + "/js/cvmwebapi.js")}`);
+      const r = await p.evaluate(async () => ({ daemonURL: CVM.configure().daemonURL, info: await CVM.ping() }));
+      assert.equal(r.daemonURL, daemon.url);
+      assert.equal(r.info.status, "ok");
+      await p.close();
+    } finally {
+      await daemon.stop();
+    }
+  });
+
   test("nothing listening: connect rejects with DAEMON_NOT_RUNNING, startCVMWebAPI calls cbFail once", async (t) => {
     const p = await page(t);
     if (!p) return;

@@ -6,9 +6,9 @@
 // trusts a key made here for the domain 127.0.0.1; a loopback VMCP endpoint signs with that key.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { CHROMIUM, freePort, launchBrowser, repoRoot, requireTool, sleep, startDaemon, startStaticServer, tempDir, writeFile } from "./lib/harness.mjs";
+import { CHROMIUM, freePort, launchBrowser, requireTool, sleep, startDaemon, startStaticServer, tempDir, writeFile } from "./lib/harness.mjs";
 import { makeKey, startVmcpServer } from "./lib/vmcp.mjs";
 
 const vmDoc = (name) => ({ name, secret: "sdk-test-secret", cpus: 1, memory: 128, disk: 0, executionCap: 100, flags: 0 });
@@ -52,15 +52,13 @@ describe("cvmwebapi.js over the full protocol (real daemon, headless Chromium)",
     return browser.newPage(`${origin}/pages/test.html${query}`);
   };
 
-  test("the daemon serves the SDK at /js/cvmwebapi.js; loaded from there it talks to that daemon", async (t) => {
+  test("a page that loads the SDK from the daemon's /js/cvmwebapi.js connects to that daemon", async (t) => {
     const d = await daemon();
     const p = await page(t, site.origin, `?src=${encodeURIComponent(d.url + "/js/cvmwebapi.js")}`);
     if (!p) return;
-    const served = await (await fetch(`${d.url}/js/cvmwebapi.js`)).text();
-    assert.equal(served, readFileSync(join(repoRoot, "ui/sdk/cvmwebapi.min.js"), "utf8"));
     const r = await p.evaluate(async () => {
       const c = await CVM.connect();
-      return { daemonURL: CVM.configure().daemonURL, version: c.version, connected: c.connected };
+      return { daemonURL: c.daemonURL, version: c.version, connected: c.connected };
     });
     assert.equal(r.daemonURL, d.url);
     assert.equal(r.connected, true);

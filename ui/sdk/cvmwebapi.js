@@ -1047,8 +1047,8 @@
           this.__config.rdpURL = this.__config.rdpURL.split("@")[0] + "@" + args[0] + "x" + args[1] + "x" + args[2];
         }
         break;
-      case "lengthyTask":
-        notice("consent", args[1] ? (args[0] ? String(args[0]) + " " : "") + NOTICE_TEXT.consent : null);
+      case "lengthyTask": // a long operation of unknown duration on the app's side
+        notice("consent", args[1] ? String(args[0] || "The CernVM WebAPI app is busy…") : null);
         break;
       case "failure":
         if (typeof args[0] === "number" && (args[0] & 1)) notice("virtualization", NOTICE_TEXT.virtualization);

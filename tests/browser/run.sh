@@ -19,7 +19,7 @@ if [ $# -eq 0 ]; then set -- *.test.mjs; fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
-node --test --test-concurrency=1 --test-reporter=spec "$@" 2>&1 | tee "$log"
+node --test --test-concurrency=1 --test-timeout=120000 --test-reporter=spec "$@" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
 pass=$(sed -nE 's/^ℹ pass ([0-9]+)$/\1/p' "$log" | tail -1)

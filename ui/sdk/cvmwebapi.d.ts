@@ -192,7 +192,8 @@ declare namespace CVM {
     daemonMaxCap: number;
     daemonFlags: number;
     /** A helper object; assign a number or { use64bit: true, ... } to change (sends `set flags`). */
-    flags: FlagsHelper | number | Partial<Record<keyof typeof CVM.flags, boolean>>;
+    get flags(): FlagsHelper;
+    set flags(value: number | Partial<Record<keyof typeof CVM.flags, boolean>>);
 
     /** Starts the VM; `values` fill the ${macros} of the VMCP's userData. Resolves when accepted. */
     start(values?: Record<string, string | number>): Promise<string>;

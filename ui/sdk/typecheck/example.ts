@@ -32,6 +32,9 @@ function compatibleStyle(): void {
       session.start();
       session.executionCap = 80;
       session.flags = { headful: true };
+      const is64: boolean = session.flags.use64bit;
+      session.flags = session.flags.value | CVM.flags.useFloppyIO;
+      console.log(is64);
     }, (message, code) => {
       if (code === CVM.errors.NOT_ALLOWED) console.log("the visitor said no:", message);
     });

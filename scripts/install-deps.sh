@@ -27,6 +27,8 @@ test_pkgs=(xvfb xauth dbus-daemon dbus-x11 dunst libnotify-bin openbox wmctrl xd
 
 pkgs=("${build_pkgs[@]}" "${run_pkgs[@]}")
 [ "$what" = test ] && pkgs+=("${test_pkgs[@]}")
+# Node.js and npm for ui/sdk/build.sh and the browser tests (tests/browser/run.sh); kept if already present.
+if [ "$what" = test ] && ! command -v npm >/dev/null; then pkgs+=(nodejs npm); fi
 need=$(missing "${pkgs[@]}")
 updated=0
 if [ -n "$need" ]; then apt_update; updated=1; apt_install $need; fi

@@ -1,7 +1,9 @@
-//! The listener: plain HTTP (`/info`) and the WebSocket upgrade, behind the Host/Origin gate.
+//! The listener: plain HTTP (`/info`, `/js/cvmwebapi.js`) and the WebSocket upgrade, behind the
+//! Host/Origin gate.
 
 mod gate;
 mod info;
+mod sdk;
 
 pub use gate::{host_is_allowed, CallerOrigin};
 
@@ -24,6 +26,7 @@ pub fn router(state: Arc<DaemonState>) -> Router {
     Router::new()
         .route("/info", any(info::handle))
         .route("/info/", any(info::handle))
+        .route("/js/cvmwebapi.js", axum::routing::get(sdk::handle))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), host_gate))
         .with_state(state)

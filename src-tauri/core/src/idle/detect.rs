@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::source::{IdleSource, UnknownSource};
+use super::source::{IdleError, IdleSource, UnknownSource};
 
 /// The environment the choice depends on (read from the process environment by [`detect`]).
 #[derive(Debug, Clone, Default)]
@@ -50,6 +50,32 @@ pub async fn detect() -> Arc<dyn IdleSource> {
         tracing::info!(source = found.source.name(), "idle source chosen");
     }
     found.source
+}
+
+/// A text report for `cvmwebapi idle-status`: the chosen source, the rejected ones and one reading.
+pub async fn report() -> String {
+    use std::fmt::Write;
+    let found = detect_in(&SessionEnv::from_process()).await;
+    let mut out = String::new();
+    let _ = writeln!(out, "idle source: {}", found.source.name());
+    for (name, why) in &found.rejected {
+        let why = why.strip_prefix(&format!("{name}: ")).unwrap_or(why);
+        let _ = writeln!(out, "not used: {name}: {why}");
+    }
+    let _ = match found.source.idle_time().await {
+        Ok(t) => writeln!(out, "idle time: {:.1} s", t.as_secs_f64()),
+        Err(IdleError::Unsupported) => {
+            writeln!(
+                out,
+                "idle time: unknown; idle control treats the user as always active"
+            )
+        }
+        Err(e) => writeln!(
+            out,
+            "idle time: unknown ({e}); idle control treats the user as active"
+        ),
+    };
+    out
 }
 
 /// The choice for a given environment (each candidate is probed once, under the probe timeout).

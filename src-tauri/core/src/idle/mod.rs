@@ -24,7 +24,7 @@ pub mod x11;
 #[cfg(test)]
 mod controller_tests;
 #[cfg(all(test, target_os = "linux"))]
-mod x11_tests;
+mod linux_sources_tests;
 
 pub use clock::{Clock, SystemClock};
 pub use controller::{Controller, IdleHandle};

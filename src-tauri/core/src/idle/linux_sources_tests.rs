@@ -31,6 +31,8 @@ fn tool(name: &str) -> Option<()> {
 struct Xvfb {
     child: Child,
     display: String,
+    /// The server's stderr, with `-audit 4` connection records ("client N connected ... pid=P").
+    log: tempfile::NamedTempFile,
 }
 
 impl Xvfb {
@@ -40,10 +42,19 @@ impl Xvfb {
             Some(n) => cmd.arg(format!(":{n}")),
             None => cmd.args(["-displayfd", "1"]),
         };
+        let log = tempfile::NamedTempFile::new().unwrap();
         let mut child = cmd
-            .args(["-nolisten", "tcp", "-screen", "0", "640x480x24"])
+            .args([
+                "-nolisten",
+                "tcp",
+                "-audit",
+                "4",
+                "-screen",
+                "0",
+                "640x480x24",
+            ])
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log.reopen().unwrap())
             .spawn()
             .expect("start Xvfb");
         let display = match number {
@@ -57,7 +68,21 @@ impl Xvfb {
             }
         };
         assert!(display.len() > 1, "Xvfb reported no display number");
-        Self { child, display }
+        Self {
+            child,
+            display,
+            log,
+        }
+    }
+
+    /// How many X connections this test process has opened to the server so far.
+    fn connections_from_this_process(&self) -> usize {
+        let pid = format!("pid={} ", std::process::id());
+        std::fs::read_to_string(self.log.path())
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("connected from") && l.contains(&pid))
+            .count()
     }
 
     fn number(&self) -> u32 {
@@ -129,6 +154,12 @@ async fn x11_idle_grows_and_input_resets_it() {
         "idle {after:?} after input made {bound:?} ago"
     );
     assert!(after < later, "{after:?} !< {later:?}");
+
+    // All those probes (and 20 more) used one X connection.
+    for _ in 0..20 {
+        source.idle_time().await.unwrap();
+    }
+    assert_eq!(x.connections_from_this_process(), 1);
 
     // The server goes away: the probe fails cleanly; a new server on the same display is found again.
     let number = x.number();

@@ -84,6 +84,7 @@ async fn main() {
             "1",
             "-nolisten",
             "tcp",
+            "-noreset",
             "-screen",
             "0",
             "640x480x24",

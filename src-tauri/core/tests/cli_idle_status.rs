@@ -45,7 +45,7 @@ fn reports_x11_under_xvfb() {
         return;
     }
     let mut xvfb = Command::new("Xvfb")
-        .args(["-displayfd", "1", "-nolisten", "tcp"])
+        .args(["-displayfd", "1", "-nolisten", "tcp", "-noreset"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -1,5 +1,6 @@
-//! Chooses the idle source at start: the OS counter on macOS/Windows; on Linux GNOME's Mutter on Wayland,
-//! else X11 (MIT-SCREEN-SAVER) when there is a display, else Mutter; `unknown` when nothing answers.
+//! Chooses the idle source at start: the OS counter on macOS/Windows; on Linux under Wayland the
+//! ext-idle-notify-v1 protocol, else GNOME's Mutter; on X11 the MIT-SCREEN-SAVER extension, else Mutter;
+//! `unknown` when nothing answers.
 //! The choice and every rejected candidate are logged.
 
 use std::sync::Arc;
@@ -13,6 +14,8 @@ pub struct SessionEnv {
     pub display: Option<String>,
     /// `$WAYLAND_DISPLAY` or `$XDG_SESSION_TYPE=wayland`.
     pub wayland: bool,
+    /// The compositor's socket (`$XDG_RUNTIME_DIR/$WAYLAND_DISPLAY`), if known.
+    pub wayland_socket: Option<std::path::PathBuf>,
     /// `$DBUS_SESSION_BUS_ADDRESS`, if set (zbus also finds the bus from `$XDG_RUNTIME_DIR` without it).
     pub dbus_address: Option<String>,
 }
@@ -25,6 +28,10 @@ impl SessionEnv {
             wayland: var("WAYLAND_DISPLAY").is_some()
                 || var("XDG_SESSION_TYPE").is_some_and(|t| t.eq_ignore_ascii_case("wayland")),
             dbus_address: var("DBUS_SESSION_BUS_ADDRESS"),
+            #[cfg(not(any(target_os = "macos", target_os = "windows")))]
+            wayland_socket: super::wayland::socket_from_env(),
+            #[cfg(any(target_os = "macos", target_os = "windows"))]
+            wayland_socket: None,
         }
     }
 }
@@ -97,9 +104,24 @@ pub async fn detect_in(env: &SessionEnv) -> Detected {
     }
     #[cfg(not(any(target_os = "macos", target_os = "windows")))]
     {
-        use super::{gnome::GnomeSource, x11::X11Source};
-        // On Wayland, X11 clients do not see input to native Wayland windows: ask the compositor first.
+        use super::{gnome::GnomeSource, wayland::WaylandIdleSource, x11::X11Source};
+        // On Wayland, X11 clients do not see input to native Wayland windows: ask the compositor.
         if env.wayland {
+            match &env.wayland_socket {
+                Some(path) => match WaylandIdleSource::open(path.clone()).await {
+                    Ok(s) => {
+                        return Detected {
+                            source: Arc::new(s),
+                            rejected,
+                        }
+                    }
+                    Err(e) => rejected.push(("wayland-ext-idle-notify", e.to_string())),
+                },
+                None => rejected.push((
+                    "wayland-ext-idle-notify",
+                    "WAYLAND_DISPLAY or XDG_RUNTIME_DIR is not set".into(),
+                )),
+            }
             match GnomeSource::open(env.dbus_address.clone()).await {
                 Ok(s) => {
                     return Detected {
@@ -109,10 +131,6 @@ pub async fn detect_in(env: &SessionEnv) -> Detected {
                 }
                 Err(e) => rejected.push(("gnome-mutter", e.to_string())),
             }
-            rejected.push((
-                "ext-idle-notify-v1",
-                "not implemented yet (only GNOME is supported on Wayland)".into(),
-            ));
             if env.display.is_some() {
                 rejected.push((
                     "x11",

@@ -57,7 +57,8 @@ impl IdleSource for GnomeSource {
     }
 
     async fn idle_time(&self) -> Result<Duration, IdleError> {
-        with_timeout(NAME, async {
+        let connecting = self.conn.try_lock().is_ok_and(|g| g.is_none());
+        with_timeout(NAME, connecting, async {
             let mut slot = self.conn.lock().await;
             if slot.is_none() {
                 *slot = Some(self.connect().await?);

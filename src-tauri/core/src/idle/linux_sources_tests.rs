@@ -47,6 +47,7 @@ impl Xvfb {
             .args([
                 "-nolisten",
                 "tcp",
+                "-noreset",
                 "-audit",
                 "4",
                 "-screen",
@@ -87,6 +88,18 @@ impl Xvfb {
 
     fn number(&self) -> u32 {
         self.display[1..].parse().unwrap()
+    }
+
+    /// A display number far above the ones `-displayfd` hands out (it takes the lowest free), for a test
+    /// that restarts its server on the same number.
+    fn unused_high_number() -> u32 {
+        let start = 1000 + std::process::id() % 3000;
+        (start..start + 1000)
+            .find(|n| {
+                !std::path::Path::new(&format!("/tmp/.X{n}-lock")).exists()
+                    && !std::path::Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+            })
+            .expect("a free X display number")
     }
 
     fn xdotool(&self, args: &[&str]) {
@@ -131,9 +144,13 @@ async fn x11_idle_grows_and_input_resets_it() {
     if tool("Xvfb").is_none() || tool("xdotool").is_none() {
         return;
     }
-    let mut x = Xvfb::start(None);
+    let mut x = Xvfb::start(Some(Xvfb::unused_high_number()));
     let source = X11Source::new(Some(x.display.clone()));
     let first = probe_until_ok(&source).await;
+    assert!(
+        x.child.try_wait().unwrap().is_none(),
+        "our Xvfb is the one answering"
+    );
 
     // Without input the idle time grows.
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -165,8 +182,12 @@ async fn x11_idle_grows_and_input_resets_it() {
     let number = x.number();
     x.stop();
     assert!(source.idle_time().await.is_err());
-    let _x2 = Xvfb::start(Some(number));
+    let mut x2 = Xvfb::start(Some(number));
     let again = probe_until_ok(&source).await;
+    assert!(
+        x2.child.try_wait().unwrap().is_none(),
+        "our Xvfb is the one answering"
+    );
     assert!(again < Duration::from_secs(60), "{again:?}");
 }
 
@@ -178,6 +199,7 @@ async fn x11_without_display_is_an_error_not_a_crash() {
     let unknown = detect_in(&SessionEnv {
         display: Some(":4000".into()),
         wayland: false,
+        wayland_socket: None,
         dbus_address: Some("unix:path=/nonexistent/bus".into()),
     })
     .await;
@@ -197,10 +219,11 @@ async fn detect_prefers_x11_when_a_display_answers() {
     let found = detect_in(&SessionEnv {
         display: Some(x.display.clone()),
         wayland: false,
+        wayland_socket: None,
         dbus_address: None,
     })
     .await;
-    assert_eq!(found.source.name(), "x11");
+    assert_eq!(found.source.name(), "x11", "{:?}", found.rejected);
     assert!(found.source.idle_time().await.is_ok());
 }
 
@@ -252,6 +275,7 @@ async fn gnome_source_reads_mutter_idle_monitor_over_dbus() {
     let found = detect_in(&SessionEnv {
         display: Some(":4000".into()),
         wayland: true,
+        wayland_socket: None,
         dbus_address: Some(address),
     })
     .await;

@@ -1,4 +1,4 @@
-//! Idle-time VM control: idle sources (X11, GNOME/Mutter on Wayland, macOS/Windows, unknown), the
+//! Idle-time VM control: idle sources (X11, Wayland ext-idle-notify-v1, GNOME/Mutter, macOS/Windows, unknown), the
 //! `daemonControlled` / `daemonMinCap` / `daemonMaxCap` / `daemonFlags` policy as pure functions, and the
 //! controller task that applies it to the sessions through [`IdleTarget`].
 //!
@@ -19,12 +19,16 @@ pub mod source;
 pub mod status;
 pub mod target;
 #[cfg(not(any(target_os = "macos", target_os = "windows")))]
+pub mod wayland;
+#[cfg(not(any(target_os = "macos", target_os = "windows")))]
 pub mod x11;
 
 #[cfg(test)]
 mod controller_tests;
 #[cfg(all(test, target_os = "linux"))]
 mod linux_sources_tests;
+#[cfg(all(test, target_os = "linux"))]
+mod wayland_tests;
 
 pub use clock::{Clock, SystemClock};
 pub use controller::{Controller, IdleHandle};

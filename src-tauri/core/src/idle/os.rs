@@ -24,7 +24,7 @@ impl IdleSource for OsSource {
     }
 
     async fn idle_time(&self) -> Result<Duration, IdleError> {
-        with_timeout(NAME, async {
+        with_timeout(NAME, false, async {
             tokio::task::spawn_blocking(|| {
                 user_idle::UserIdle::get_time()
                     .map(|t| Duration::from_millis(t.as_milliseconds().min(u64::MAX.into()) as u64))

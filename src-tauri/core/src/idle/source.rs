@@ -7,6 +7,8 @@ use async_trait::async_trait;
 
 /// The longest a single idle probe may take before it counts as failed.
 pub const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+/// The longest a probe that first has to (re)connect may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Why an idle probe failed.
 #[derive(Debug, thiserror::Error)]
@@ -41,20 +43,31 @@ impl IdleError {
 pub trait IdleSource: Send + Sync {
     /// A short name for logs, the control panel and the protocol ("x11", "gnome-mutter", "unknown", ...).
     fn name(&self) -> &'static str;
-    /// Time since the last user input. Implementations return within [`PROBE_TIMEOUT`] (use [`with_timeout`]).
+    /// Time since the last user input. Implementations return within [`PROBE_TIMEOUT`], or [`CONNECT_TIMEOUT`] when they
+    /// must connect first (use [`with_timeout`]).
     async fn idle_time(&self) -> Result<Duration, IdleError>;
 }
 
-/// Runs `probe` under [`PROBE_TIMEOUT`], mapping an expired timer to [`IdleError::Timeout`].
-pub async fn with_timeout<F>(source_name: &'static str, probe: F) -> Result<Duration, IdleError>
+/// Runs `probe` under [`PROBE_TIMEOUT`], or [`CONNECT_TIMEOUT`] when it must connect first, mapping an
+/// expired timer to [`IdleError::Timeout`].
+pub async fn with_timeout<F>(
+    source_name: &'static str,
+    connecting: bool,
+    probe: F,
+) -> Result<Duration, IdleError>
 where
     F: std::future::Future<Output = Result<Duration, IdleError>>,
 {
-    tokio::time::timeout(PROBE_TIMEOUT, probe)
+    let timeout = if connecting {
+        CONNECT_TIMEOUT
+    } else {
+        PROBE_TIMEOUT
+    };
+    tokio::time::timeout(timeout, probe)
         .await
         .unwrap_or(Err(IdleError::Timeout {
             source_name,
-            timeout: PROBE_TIMEOUT,
+            timeout,
         }))
 }
 
@@ -86,7 +99,7 @@ mod tests {
     #[tokio::test]
     async fn slow_probe_times_out() {
         let started = std::time::Instant::now();
-        let r = with_timeout("slow", async {
+        let r = with_timeout("slow", false, async {
             tokio::time::sleep(Duration::from_secs(30)).await;
             Ok(Duration::ZERO)
         })

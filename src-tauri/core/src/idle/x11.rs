@@ -54,8 +54,10 @@ impl IdleSource for X11Source {
     async fn idle_time(&self) -> Result<Duration, IdleError> {
         let slot = Arc::clone(&self.conn);
         let display = self.display.clone();
+        // A stuck probe holds the lock: then this one fails fast inside, whatever the timeout.
+        let connecting = self.conn.try_lock().is_ok_and(|g| g.is_none());
         let probe = tokio::task::spawn_blocking(move || probe_blocking(&slot, display.as_deref()));
-        with_timeout(NAME, async move {
+        with_timeout(NAME, connecting, async move {
             probe
                 .await
                 .map_err(|e| IdleError::failed(NAME, format!("probe thread failed: {e}")))?

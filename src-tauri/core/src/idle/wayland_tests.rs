@@ -39,7 +39,7 @@ impl ClientData for NoData {}
 
 /// A compositor thread listening on a socket in a temporary folder.
 struct TestCompositor {
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
     socket: PathBuf,
     cmds: mpsc::Sender<Cmd>,
     timeouts: Arc<Mutex<Vec<u32>>>,
@@ -49,7 +49,12 @@ struct TestCompositor {
 impl TestCompositor {
     fn start(with_idle_notify: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("wayland-test");
+        let mut comp = Self::start_at(dir.path().join("wayland-test"), with_idle_notify);
+        comp._dir = Some(dir);
+        comp
+    }
+
+    fn start_at(socket: PathBuf, with_idle_notify: bool) -> Self {
         let listener = ListeningSocket::bind_absolute(socket.clone()).unwrap();
         let (cmds, rx) = mpsc::channel();
         let timeouts = Arc::new(Mutex::new(Vec::new()));
@@ -80,7 +85,7 @@ impl TestCompositor {
             }
         });
         Self {
-            _dir: dir,
+            _dir: None,
             socket,
             cmds,
             timeouts,
@@ -228,8 +233,9 @@ async fn compositor_without_the_protocol_is_refused() {
 
 #[tokio::test]
 async fn compositor_going_away_is_an_error_then_reconnects() {
-    let mut comp = TestCompositor::start(true);
-    let socket = comp.socket.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("wayland-0");
+    let mut comp = TestCompositor::start_at(socket.clone(), true);
     let source = WaylandIdleSource::open(socket.clone()).await.unwrap();
     comp.stop();
     drop(comp);
@@ -241,9 +247,11 @@ async fn compositor_going_away_is_an_error_then_reconnects() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let comp2 = TestCompositor::start(true);
-    let source2 = WaylandIdleSource::new(comp2.socket.clone());
-    assert_eq!(source2.idle_time().await.unwrap(), Duration::ZERO);
+    // A new compositor on the same socket: the same source connects again.
+    let comp2 = TestCompositor::start_at(socket, true);
+    assert_eq!(source.idle_time().await.unwrap(), Duration::ZERO);
+    comp2.send(Cmd::Idled);
+    wait_for(&source, |t| t >= NOTIFY_AFTER).await;
 }
 
 #[tokio::test]

@@ -22,6 +22,19 @@ pub struct ServeArgs {
     /// Allow --listen on a non-loopback address. Dangerous: any host on the network could reach the API.
     #[arg(long)]
     pub allow_remote: bool,
+
+    /// Seconds without keyboard or mouse input after which the computer counts as idle, for sessions
+    /// under idle control (1 to 86400).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub idle_threshold: u64,
+}
+
+impl ServeArgs {
+    /// The idle threshold (`--idle-threshold`, already range-checked by the parser).
+    pub fn idle_threshold(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.idle_threshold.clamp(1, 86_400))
+    }
 }
 
 /// Validated daemon configuration.
@@ -75,6 +88,7 @@ mod tests {
             listen: listen.into(),
             data_dir: Some("/nonexistent".into()),
             allow_remote,
+            idle_threshold: 60,
         }
     }
 
@@ -85,6 +99,28 @@ mod tests {
             1
         );
         assert!(args("[::1]:5624", false).validate().is_ok());
+    }
+
+    #[test]
+    fn idle_threshold_is_parsed_and_bounded() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let default = Cli::try_parse_from(["x"]).unwrap().serve;
+        assert_eq!(default.idle_threshold(), std::time::Duration::from_secs(60));
+        let set = Cli::try_parse_from(["x", "--idle-threshold", "300"])
+            .unwrap()
+            .serve;
+        assert_eq!(set.idle_threshold(), std::time::Duration::from_secs(300));
+        for bad in ["0", "86401", "-5", "soon"] {
+            assert!(
+                Cli::try_parse_from(["x", "--idle-threshold", bad]).is_err(),
+                "{bad} accepted"
+            );
+        }
     }
 
     #[test]

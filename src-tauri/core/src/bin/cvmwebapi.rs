@@ -22,12 +22,15 @@ struct Cli {
 enum Command {
     /// Run the daemon headless (no tray, no dialogs), logging to stderr and the data dir.
     Serve(ServeArgs),
+    /// Show which idle source works in this session and the time since the last keyboard or mouse input.
+    IdleStatus,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::IdleStatus => idle_status(),
     }
 }
 
@@ -73,6 +76,19 @@ fn serve(args: ServeArgs) -> ExitCode {
             }
         }
     })
+}
+
+fn idle_status() -> ExitCode {
+    match tokio::runtime::Runtime::new() {
+        Ok(rt) => {
+            print!("{}", rt.block_on(webapi_core::idle::detect::report()));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cvmwebapi: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Completes on SIGINT or SIGTERM (Ctrl-C on Windows).

@@ -1,2 +1,40 @@
-//! Idle sources (X11, Wayland/GNOME, unknown) and the daemonMinCap / daemonMaxCap / daemonFlags policy.
-//! (Built by the idle-control issue.)
+//! Idle-time VM control: idle sources (X11, Wayland ext-idle-notify-v1, GNOME/Mutter, macOS/Windows, unknown), the
+//! `daemonControlled` / `daemonMinCap` / `daemonMaxCap` / `daemonFlags` policy as pure functions, and the
+//! controller task that applies it to the sessions through [`IdleTarget`].
+//!
+//! Wiring: `let source = idle::detect().await;` then
+//! `let (ctl, handle) = Controller::new(source, target, Arc::new(SystemClock), threshold);`
+//! `tokio::spawn(ctl.run());` and keep `handle` for the tray (status, snooze) and the protocol.
+
+pub mod clock;
+pub mod controller;
+pub mod detect;
+#[cfg(not(any(target_os = "macos", target_os = "windows")))]
+pub mod gnome;
+#[cfg(any(target_os = "macos", target_os = "windows"))]
+pub mod os;
+pub mod params;
+pub mod policy;
+pub mod source;
+pub mod status;
+pub mod target;
+#[cfg(not(any(target_os = "macos", target_os = "windows")))]
+pub mod wayland;
+#[cfg(not(any(target_os = "macos", target_os = "windows")))]
+pub mod x11;
+
+#[cfg(test)]
+mod controller_tests;
+#[cfg(all(test, target_os = "linux"))]
+mod linux_sources_tests;
+#[cfg(all(test, target_os = "linux"))]
+mod wayland_tests;
+
+pub use clock::{Clock, SystemClock};
+pub use controller::{Controller, IdleHandle};
+pub use detect::detect;
+pub use params::{IdlePolicy, ParamError, PolicyMode, DF_AUTOSTART, DF_SUSPEND};
+pub use policy::{decide, presence, IdleAction, Presence, SessionView, DEFAULT_THRESHOLD};
+pub use source::{IdleError, IdleSource, UnknownSource};
+pub use status::{Doing, IdleStatus};
+pub use target::{ControlledSession, IdleTarget, TargetError};

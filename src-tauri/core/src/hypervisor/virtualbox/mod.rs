@@ -84,7 +84,9 @@ impl VirtualBox {
                 "VirtualBox {version} is too old; version {MIN_VERSION} or newer is needed (please update VirtualBox)"
             )));
         }
-        let driver_missing = parse::driver_missing(&out.stderr);
+        // The warning is printed on stdout by `--version` and on stderr by the other commands.
+        let driver_missing =
+            parse::driver_missing(&out.stdout) || parse::driver_missing(&out.stderr);
         let info = HypervisorInfo {
             name: "virtualbox".into(),
             version: version.to_string(),

@@ -213,10 +213,10 @@ fn leading_number(s: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
-/// Does VBoxManage's stderr say the kernel driver is missing (VMs cannot run)?
-pub fn driver_missing(stderr: &str) -> bool {
-    stderr.contains("vboxdrv")
-        && (stderr.contains("does not exist") || stderr.contains("not loaded"))
+/// Does VBoxManage's output say the kernel driver is missing (VMs cannot run)?
+pub fn driver_missing(output: &str) -> bool {
+    output.contains("vboxdrv")
+        && (output.contains("does not exist") || output.contains("not loaded"))
 }
 
 fn truncate(text: &str) -> &str {

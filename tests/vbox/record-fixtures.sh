@@ -68,6 +68,14 @@ done
 wait
 lockfile=$(grep -l "locked" "$work"/lock-*.stderr | head -1)
 if [ -n "$lockfile" ]; then cp "$lockfile" "$out/lock-error.stderr"; echo "lock-error 1 (concurrent modifyvm)" >>"$index"; fi
+# Reads racing writes: showvminfo while modifyvm holds the write lock reports "The object is not ready".
+for i in $(seq 1 12); do
+  $VBOX_CMD -q modifyvm $uuid --cpuexecutioncap $((20 + i)) >/dev/null 2>&1 &
+  $VBOX_CMD -q showvminfo $uuid --machinereadable >"$work/ready-$i.stdout" 2>"$work/ready-$i.stderr" &
+done
+wait
+readyfile=$(grep -l "not ready" "$work"/ready-*.stderr | head -1)
+if [ -n "$readyfile" ]; then cp "$readyfile" "$out/not-ready-error.stderr"; echo "not-ready-error 1 (showvminfo during modifyvm)" >>"$index"; fi
 rec unregistervm -q unregistervm $uuid --delete
 rec showvminfo-missing -q showvminfo $uuid --machinereadable
 rec list-vms-empty -q list vms

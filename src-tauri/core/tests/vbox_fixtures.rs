@@ -344,6 +344,11 @@ fn errors_are_summarised_and_only_lock_errors_retried() {
     assert!(!is_lock_error(&not_running.stderr));
     let lock = read("lock-error.stderr");
     assert!(is_lock_error(&lock), "{lock}");
+    let not_ready = read("not-ready-error.stderr");
+    assert!(
+        is_lock_error(&not_ready),
+        "a read racing a write is retried too: {not_ready}"
+    );
     for name in [
         "startvm",
         "modifyvm-cap-saved",

@@ -91,6 +91,8 @@ pub fn is_lock_error(stderr: &str) -> bool {
         || stderr.contains("session is busy")
         || stderr.contains("CO_E_SERVER_EXEC_FAILURE")
         || (stderr.contains("VBOX_E_INVALID_OBJECT_STATE") && stderr.contains("LockMachine"))
+        // A read while another client holds the write lock (seen with showvminfo during modifyvm).
+        || (stderr.contains("The object is not ready") && stderr.contains("E_ACCESSDENIED"))
 }
 
 /// Runs VBoxManage as `prefix + args`. `prefix` is the binary, or e.g. `chroot DIR env HOME=/root VBoxManage`.

@@ -95,7 +95,7 @@ mod tests {
         );
         assert_eq!(
             c.iter()
-                .filter(|p| **p == PathBuf::from("/usr/bin/VBoxManage"))
+                .filter(|p| p.as_path() == Path::new("/usr/bin/VBoxManage"))
                 .count(),
             1
         );

@@ -372,3 +372,59 @@ pub async fn owner_of(runner: &Runner, vm: &str) -> Result<Option<PathBuf>, HvEr
         .filter(|v| !v.is_empty())
         .map(PathBuf::from))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in for VBoxManage (test-only): a shell snippet that prints `stdout` for `--version`.
+    fn fake(script: &str) -> Vec<OsString> {
+        vec!["sh".into(), "-c".into(), script.into(), "VBoxManage".into()]
+    }
+
+    #[tokio::test]
+    async fn too_old_versions_get_a_clear_message() {
+        let err = VirtualBox::with_command(fake("echo 6.0.24r139119"))
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, HvError::Unavailable(_)));
+        assert!(
+            text.contains("6.0.24 is too old") && text.contains("6.1.0 or newer"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_real_version_output_with_the_driver_warning() {
+        // Replays the recorded output of VBoxManage 7.2.22 in the chroot (warning on stdout).
+        let fixture = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/vbox/version.stdout"
+        );
+        let vbox = VirtualBox::with_command(fake(&format!("cat '{fixture}'")))
+            .await
+            .unwrap();
+        assert_eq!(vbox.info().version, "7.2.22");
+        assert_eq!(vbox.info().name, "virtualbox");
+        assert!(vbox.driver_missing());
+    }
+
+    #[tokio::test]
+    async fn no_version_is_unavailable() {
+        let err = VirtualBox::with_command(fake("echo oops >&2; exit 1"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, HvError::Unavailable(t) if t.contains("oops")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn free_ports_are_loopback_and_nonzero() {
+        let p = free_loopback_port().unwrap();
+        assert_ne!(p, 0);
+        std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, p)).expect("still free");
+    }
+}

@@ -195,8 +195,7 @@ pub fn parse_version(stdout: &str) -> Option<Version> {
     let line = truncate(stdout)
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .last()?;
+        .rfind(|l| !l.is_empty())?;
     let mut parts = line.splitn(3, '.');
     let major = leading_number(parts.next()?)?;
     let minor = leading_number(parts.next()?)?;

@@ -151,6 +151,8 @@ pub fn spawn(
     events: broadcast::Sender<VmEvent>,
     period: Duration,
 ) -> tokio::task::JoinHandle<()> {
+    let mut runner = runner;
+    runner.quiet = true;
     tokio::spawn(async move {
         let mut log: Option<(PathBuf, u64)> = None;
         let mut stuck_reported = false;

@@ -101,6 +101,8 @@ pub struct Runner {
     prefix: Arc<Vec<OsString>>,
     pub timeout: Duration,
     pub retry: RetryPolicy,
+    /// Log successful runs at debug level only (for periodic polls); failures are always logged at info.
+    pub quiet: bool,
 }
 
 impl Runner {
@@ -112,6 +114,7 @@ impl Runner {
             prefix: Arc::new(prefix),
             timeout: Duration::from_secs(60),
             retry: RetryPolicy::default(),
+            quiet: false,
         })
     }
 
@@ -191,16 +194,16 @@ impl Runner {
             stdout,
             stderr,
         };
-        tracing::info!(
-            target: "vboxmanage",
-            action,
-            argv = ?args,
-            code = ?out.code,
-            ms = started.elapsed().as_millis() as u64,
-            stdout = shorten(out.stdout.trim_end(), LOG_OUTPUT),
-            stderr = shorten(out.stderr.trim_end(), LOG_OUTPUT),
-            "VBoxManage"
+        let ms = started.elapsed().as_millis() as u64;
+        let (so, se) = (
+            shorten(out.stdout.trim_end(), LOG_OUTPUT),
+            shorten(out.stderr.trim_end(), LOG_OUTPUT),
         );
+        if self.quiet && out.success() {
+            tracing::debug!(target: "vboxmanage", action, argv = ?args, code = ?out.code, ms, stdout = so, stderr = se, "VBoxManage");
+        } else {
+            tracing::info!(target: "vboxmanage", action, argv = ?args, code = ?out.code, ms, stdout = so, stderr = se, "VBoxManage");
+        }
         Ok(out)
     }
 }
@@ -301,5 +304,56 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, HvError::Unavailable(_)), "{err}");
+    }
+
+    /// A `MakeWriter` collecting log output in memory.
+    #[derive(Clone, Default)]
+    struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Buf {
+        type Writer = Buf;
+        fn make_writer(&'a self) -> Buf {
+            self.clone()
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn every_call_is_logged_with_argv_exit_code_and_output() {
+        let buf = Buf::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(buf.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let runner = Runner::new(vec![
+            "sh".into(),
+            "-c".into(),
+            "echo out-text; echo err-text >&2; exit 3".into(),
+            "VBoxManage".into(),
+        ])
+        .unwrap();
+        let err = runner
+            .check("pause", &["controlvm".into(), "vm".into(), "pause".into()])
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("err-text (exit code 3)"), "{err}");
+        let log = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        for needle in [
+            "action=\"pause\"",
+            "[\"controlvm\", \"vm\", \"pause\"]",
+            "code=Some(3)",
+            "out-text",
+            "err-text",
+        ] {
+            assert!(log.contains(needle), "{needle} missing in {log}");
+        }
     }
 }

@@ -70,8 +70,15 @@ pub fn find_vboxmanage() -> Option<PathBuf> {
         .filter_map(|v| std::env::var_os(v).map(PathBuf::from))
         .collect();
     let path = std::env::var_os("PATH");
+    // The VirtualBox installer for Windows records its folder in these variables.
+    let installer_dirs = ["VBOX_MSI_INSTALL_PATH", "VBOX_INSTALL_PATH"]
+        .iter()
+        .filter_map(|v| std::env::var_os(v).map(PathBuf::from))
+        .filter(|d| d.is_absolute())
+        .map(|d| d.join(binary_name(std::env::consts::OS)));
     candidates(std::env::consts::OS, path.as_deref(), &program_files)
         .into_iter()
+        .chain(installer_dirs)
         .find(|p| is_file(p))
 }
 

@@ -235,6 +235,11 @@ async fn shared_base_disk_gets_a_differencing_child_per_vm() {
         .check("test", &command::createmedium_disk(&base, 16))
         .await
         .unwrap();
+    // Unregister it, keeping the file: now it is like a downloaded image VirtualBox has never seen.
+    vbox.runner()
+        .check("test", &command::closemedium("disk", &base, false))
+        .await
+        .unwrap();
     let mut vms = Vec::new();
     for name in ["disk-a", "disk-b"] {
         let mut s = spec(root.path(), name, BootMedium::Disk(base.clone()));
@@ -274,10 +279,21 @@ async fn shared_base_disk_gets_a_differencing_child_per_vm() {
         vm.destroy().await.unwrap();
     }
     assert!(base.is_file(), "destroying the VMs keeps the shared base");
-    vbox.runner()
-        .check("test", &command::closemedium("disk", &base, true))
+    vbox.forget_base_disk(&base).await.expect("forget the base");
+    let hdds = vbox
+        .runner()
+        .check("test", &["list".into(), "hdds".into()])
         .await
         .unwrap();
+    assert!(
+        !hdds.stdout.contains(&*base.to_string_lossy()),
+        "{}",
+        hdds.stdout
+    );
+    assert!(base.is_file(), "forgetting keeps the file");
+    vbox.forget_base_disk(&base)
+        .await
+        .expect("forgetting twice is fine");
 }
 
 #[tokio::test]

@@ -113,6 +113,26 @@ impl VirtualBox {
         &self.runner
     }
 
+    /// Forgets a shared base disk (`closemedium disk`, the file is kept), e.g. before the media cache
+    /// deletes or replaces it; VirtualBox would otherwise keep an inaccessible entry for it. Fails while
+    /// a VM still uses it.
+    pub async fn forget_base_disk(&self, base: &Path) -> Result<(), HvError> {
+        let out = self
+            .runner
+            .exec("forget base disk", &command::showmediuminfo_disk(base))
+            .await?;
+        if !out.success() {
+            return Ok(()); // not registered
+        }
+        self.runner
+            .check(
+                "forget base disk",
+                &command::closemedium("disk", base, false),
+            )
+            .await
+            .map(drop)
+    }
+
     async fn define(&self, spec: &VmSpec, name: &str, uuid: &str) -> Result<HandleData, HvError> {
         let r = &self.runner;
         let mut data = HandleData {

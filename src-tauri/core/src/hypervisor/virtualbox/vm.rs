@@ -157,6 +157,32 @@ impl VboxVm {
             .await
     }
 
+    /// Presses the ACPI power button and waits up to `deadline` for the guest to power off.
+    async fn press_power_button(&self, deadline: Duration) -> Result<bool, HvError> {
+        let uuid = &self.data.uuid;
+        self.runner
+            .check(
+                "acpipowerbutton",
+                &command::controlvm(uuid, "acpipowerbutton"),
+            )
+            .await?;
+        let until = Instant::now() + deadline;
+        while Instant::now() < until {
+            tokio::time::sleep(
+                self.shutdown_poll
+                    .min(until.saturating_duration_since(Instant::now())),
+            )
+            .await;
+            if let Ok(info) = self.info().await {
+                if info.observed() == Some(Observed::Stable(VmState::PoweredOff)) {
+                    self.shared.set_known(VmState::PoweredOff);
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
     /// Runs one state-changing command with the poller held off, and records the new state.
     async fn acting(
         &mut self,
@@ -272,29 +298,12 @@ impl Vm for VboxVm {
             }
             VmState::Running => {}
         }
+        // The poller stays quiet until the guest is off (its power-off is the session's doing).
         self.shared.begin();
-        let pressed = self
-            .runner
-            .check(
-                "acpipowerbutton",
-                &command::controlvm(&self.data.uuid, "acpipowerbutton"),
-            )
-            .await;
+        let stopped = self.press_power_button(deadline).await;
         self.shared.end();
-        pressed?;
-        let until = Instant::now() + deadline;
-        while Instant::now() < until {
-            tokio::time::sleep(
-                self.shutdown_poll
-                    .min(until.saturating_duration_since(Instant::now())),
-            )
-            .await;
-            if let Ok(info) = self.info().await {
-                if info.observed() == Some(Observed::Stable(VmState::PoweredOff)) {
-                    self.shared.set_known(VmState::PoweredOff);
-                    return Ok(());
-                }
-            }
+        if stopped? {
+            return Ok(());
         }
         tracing::info!(target: "vboxmanage", uuid = %self.data.uuid, ?deadline, "guest ignored the ACPI power button; powering off");
         self.power_off().await

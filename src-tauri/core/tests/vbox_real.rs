@@ -213,6 +213,16 @@ async fn create_configure_control_and_destroy() {
         ..spec.clone()
     };
     assert!(vbox.reattach(&other, &vm.handle()).await.is_err());
+    let moved = VmSpec {
+        dir: root.path().join("another-folder"),
+        ..spec.clone()
+    };
+    let err = vbox
+        .reattach(&moved, &vm.handle())
+        .await
+        .err()
+        .expect("owner tag checked");
+    assert!(err.to_string().contains("does not belong"), "{err}");
     drop(again);
 
     vm.destroy().await.expect("destroy");

@@ -329,7 +329,7 @@ impl Hypervisor for VirtualBox {
             })?;
         match self.define(spec, &name, &uuid).await {
             Ok(data) => Ok(Box::new(VboxVm::new(
-                self.runner.clone(),
+                self.runner.serialised(),
                 data,
                 VmState::PoweredOff,
                 self.poll_period,
@@ -370,12 +370,19 @@ impl Hypervisor for VirtualBox {
                 info.name()
             )));
         }
+        if owner_of(&self.runner, &data.uuid).await?.as_deref() != Some(spec.dir.as_path()) {
+            return Err(HvError::InvalidSpec(format!(
+                "VirtualBox VM {} does not belong to the session folder {}",
+                data.uuid,
+                spec.dir.display()
+            )));
+        }
         let state = match info.observed() {
             Some(Observed::Stable(s)) => s,
             _ => VmState::Running,
         };
         Ok(Box::new(VboxVm::new(
-            self.runner.clone(),
+            self.runner.serialised(),
             data,
             state,
             self.poll_period,

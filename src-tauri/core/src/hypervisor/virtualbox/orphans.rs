@@ -1,6 +1,8 @@
 //! Orphan clean-up: VMs we created (name prefix `cvmwebapi-` and our owner tag pointing into our data
 //! dir) that no session owns any more, e.g. after a crash between `createvm` and saving the session
-//! (BOINC vboxwrapper's lesson, shared/research/anchors.md §1.2). VMs without our tag are never touched.
+//! (BOINC vboxwrapper's lesson, shared/research/anchors.md §1.2). A prefixed VM without the tag (a crash
+//! right after `createvm`) counts as ours only if its settings file lies in our data dir. Other VMs are
+//! never touched.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -49,7 +51,20 @@ pub async fn cleanup_orphans(
         .into_iter()
         .filter(|v| v.name.starts_with(NAME_PREFIX) && command::valid_uuid(&v.uuid))
     {
-        if let Some(owner) = owner_of(r, &vm.uuid).await? {
+        let owner = match owner_of(r, &vm.uuid).await? {
+            Some(owner) => Some(owner),
+            // Not tagged: a crash between `createvm` and tagging. Its settings file
+            // `<session folder>/<name>/<name>.vbox` tells whose it was.
+            None => {
+                let info = MachineInfo::parse(
+                    &r.check("showvminfo", &command::showvminfo(&vm.uuid))
+                        .await?
+                        .stdout,
+                );
+                info.config_file().and_then(session_folder_of_settings)
+            }
+        };
+        if let Some(owner) = owner {
             tagged.push(TaggedVm { vm, owner });
         }
     }
@@ -59,6 +74,14 @@ pub async fn cleanup_orphans(
         remove(r, &vm.uuid).await?;
     }
     Ok(orphans)
+}
+
+/// `<session folder>/<name>/<name>.vbox` → `<session folder>`.
+pub fn session_folder_of_settings(cfg_file: &str) -> Option<PathBuf> {
+    Path::new(cfg_file)
+        .parent()?
+        .parent()
+        .map(Path::to_path_buf)
 }
 
 async fn remove(r: &Runner, uuid: &str) -> Result<(), HvError> {
@@ -95,6 +118,15 @@ mod tests {
             },
             owner: owner.into(),
         }
+    }
+
+    #[test]
+    fn settings_file_tells_the_session_folder() {
+        assert_eq!(
+            session_folder_of_settings("/data/sessions/a/cvmwebapi-a/cvmwebapi-a.vbox"),
+            Some(PathBuf::from("/data/sessions/a"))
+        );
+        assert_eq!(session_folder_of_settings("x.vbox"), None);
     }
 
     #[test]

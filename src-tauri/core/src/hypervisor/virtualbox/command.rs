@@ -351,3 +351,122 @@ pub fn modifymedium_multiattach(file: &Path) -> Vec<String> {
         s("multiattach"),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn spec() -> VmSpec {
+        VmSpec {
+            name: "s1".into(),
+            dir: PathBuf::from("/d"),
+            cpus: 1,
+            memory_mb: 512,
+            disk_mb: 0,
+            medium: crate::hypervisor::BootMedium::Iso(PathBuf::from("/i.iso")),
+            context: None,
+            api_guest_port: None,
+            execution_cap: 100,
+            flags: 0,
+        }
+    }
+
+    #[test]
+    fn names_are_validated_before_reaching_an_argument() {
+        assert_eq!(vm_name("My_VM-1").unwrap(), "cvmwebapi-My_VM-1");
+        for bad in [
+            "",
+            "My first VM",
+            "a;b",
+            "../x",
+            "é",
+            &"x".repeat(65),
+            "--help",
+        ] {
+            if bad == "--help" {
+                // Only [A-Za-z0-9_-]: a leading dash is allowed by the charset but is prefixed anyway.
+                assert_eq!(vm_name(bad).unwrap(), "cvmwebapi---help");
+                continue;
+            }
+            assert!(vm_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(valid_uuid("d0e676ca-0fc6-4d89-bdba-51ee9988e8c2"));
+        assert!(!valid_uuid("d0e676ca-0fc6-4d89-bdba-51ee9988e8c"));
+        assert!(!valid_uuid("--delete"));
+    }
+
+    #[test]
+    fn spec_bounds() {
+        assert!(validate_spec(&spec()).is_ok());
+        for bad in [
+            VmSpec { cpus: 0, ..spec() },
+            VmSpec { cpus: 65, ..spec() },
+            VmSpec {
+                memory_mb: 2,
+                ..spec()
+            },
+            VmSpec {
+                execution_cap: 101,
+                ..spec()
+            },
+            VmSpec {
+                api_guest_port: Some(0),
+                ..spec()
+            },
+            VmSpec {
+                disk_mb: u32::MAX,
+                ..spec()
+            },
+            VmSpec {
+                name: "a b".into(),
+                ..spec()
+            },
+        ] {
+            assert!(
+                matches!(validate_spec(&bad), Err(HvError::InvalidSpec(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn headless_32_bit_vm_without_forward() {
+        assert!(createvm("cvmwebapi-s1", 0, Path::new("/d")).contains(&"Linux26".to_string()));
+        let a = modifyvm_configure("u", &spec(), true, None, None);
+        let text = a.join(" ");
+        assert!(text.contains("--boot1 disk"));
+        assert!(text.contains("--vrde off"));
+        assert!(!text.contains("--natpf1"));
+        assert!(!text.contains("--clipboard-mode"));
+        assert_eq!(startvm("u", 0).last().unwrap(), "headless");
+        assert_eq!(startvm("u", HVF_HEADFUL).last().unwrap(), "gui");
+    }
+
+    #[test]
+    fn caps_never_below_one() {
+        assert_eq!(clamp_cap(0), 1);
+        assert_eq!(clamp_cap(1), 1);
+        assert_eq!(clamp_cap(250), 100);
+        assert_eq!(
+            controlvm_cap("u", 0),
+            ["controlvm", "u", "cpuexecutioncap", "1"]
+        );
+    }
+
+    #[test]
+    fn forwards_are_loopback_only() {
+        assert_eq!(
+            nat_rule("guestapi", 18200, 80),
+            "guestapi,tcp,127.0.0.1,18200,,80"
+        );
+        let s = VmSpec {
+            api_guest_port: Some(8080),
+            ..spec()
+        };
+        let a = modifyvm_configure("u", &s, false, Some(40000), Some(40001));
+        let text = a.join(" ");
+        assert!(text.contains("--natpf1 guestapi,tcp,127.0.0.1,40000,,8080"));
+        assert!(text.contains("--vrdeaddress 127.0.0.1 --vrdeport 40001"));
+    }
+}

@@ -390,6 +390,11 @@ impl Hypervisor for VirtualBox {
     }
 }
 
+/// The VirtualBox UUID in a handle of this backend (for the `owned` set of [`cleanup_orphans`]).
+pub fn handle_uuid(handle: &VmHandle) -> Option<String> {
+    HandleData::from_handle(handle).ok().map(|d| d.uuid)
+}
+
 /// Where our VMs' folders are: the owner tag's value (a session folder) or `None` for VMs not ours.
 pub async fn owner_of(runner: &Runner, vm: &str) -> Result<Option<PathBuf>, HvError> {
     let out = runner

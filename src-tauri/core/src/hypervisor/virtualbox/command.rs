@@ -115,6 +115,17 @@ pub fn validate_spec(spec: &VmSpec) -> Result<(), HvError> {
             spec.execution_cap
         ));
     }
+    let medium = match &spec.medium {
+        crate::hypervisor::BootMedium::Iso(p) | crate::hypervisor::BootMedium::Disk(p) => p,
+    };
+    // Absolute paths only: a relative one could start with '-' and read as an option.
+    if !spec.dir.is_absolute() || !medium.is_absolute() {
+        return bad(format!(
+            "the VM folder and boot medium must be absolute paths ({}, {})",
+            spec.dir.display(),
+            medium.display()
+        ));
+    }
     if spec.api_guest_port == Some(0) {
         return bad("the guest API port must not be 0".into());
     }
@@ -420,6 +431,14 @@ mod tests {
             },
             VmSpec {
                 name: "a b".into(),
+                ..spec()
+            },
+            VmSpec {
+                dir: PathBuf::from("-rf"),
+                ..spec()
+            },
+            VmSpec {
+                medium: crate::hypervisor::BootMedium::Disk(PathBuf::from("--x")),
                 ..spec()
             },
         ] {

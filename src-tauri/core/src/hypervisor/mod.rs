@@ -165,3 +165,4 @@ pub trait Vm: Send + Sync {
     /// Events the VM raises by itself. Each call returns a new receiver.
     fn events(&self) -> broadcast::Receiver<VmEvent>;
 }
+pub mod virtualbox;

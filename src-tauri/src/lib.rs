@@ -3,15 +3,21 @@
 //! No webview exists until the user opens one; closing it destroys it (small footprint in the tray).
 
 mod args;
+mod blocked_menu;
 mod commands;
+mod consent_dialog;
+#[cfg(feature = "e2e-hooks")]
+mod e2e_hooks;
 mod panel;
 mod tray;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 use tauri::{Manager, RunEvent};
 use tokio::sync::watch;
+use webapi_core::consent::ConsentBroker;
 use webapi_core::daemon::{Daemon, StartError};
 
 pub use args::AppArgs;
@@ -52,6 +58,14 @@ pub fn main() -> ExitCode {
         }
     };
 
+    // Consent: the broker asks the user through a dialog window (blocks persist in the data dir).
+    let consent_prompter = consent_dialog::DialogPrompter::new();
+    let consent = Arc::new(ConsentBroker::open(
+        daemon.state().data_dir().root(),
+        consent_prompter.clone(),
+        consent_dialog::broker_options(),
+    ));
+
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let daemon_state = daemon.state();
     let daemon_task = tauri::async_runtime::spawn(async move {
@@ -69,12 +83,20 @@ pub fn main() -> ExitCode {
             tracing::info!(?argv, "second launch: showing the control panel");
             panel::open(app);
         }))
-        .invoke_handler(tauri::generate_handler![commands::daemon_status])
+        .invoke_handler(tauri::generate_handler![
+            commands::daemon_status,
+            consent_dialog::consent_answer
+        ])
         .manage(ShellState {
             daemon: daemon_state,
             stop: stop_tx,
+            consent: consent.clone(),
         })
-        .setup(|app| {
+        .manage(consent_prompter.clone())
+        .setup(move |app| {
+            consent_prompter.attach(app.handle().clone());
+            #[cfg(feature = "e2e-hooks")]
+            e2e_hooks::start(app.handle(), consent.clone());
             tray::build(app.handle())?;
             Ok(())
         })
@@ -104,8 +126,10 @@ pub fn main() -> ExitCode {
 
 /// What the shell keeps in Tauri's state.
 pub struct ShellState {
-    pub daemon: std::sync::Arc<webapi_core::daemon::DaemonState>,
+    pub daemon: Arc<webapi_core::daemon::DaemonState>,
     pub stop: watch::Sender<bool>,
+    /// The consent broker (blocked sites, remembered answers) for the tray and the control panel.
+    pub consent: Arc<ConsentBroker>,
 }
 
 /// GTK aborts the process without a display; say so clearly instead.

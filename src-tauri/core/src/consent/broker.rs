@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 use super::clock::{Clock, SystemClock};
 use super::decisions::{SiteDecisions, SiteEntry};
@@ -33,6 +33,9 @@ pub struct ConsentOptions {
     pub max_waiting_per_origin: usize,
     /// Requests of all origins that may wait; more are denied at once.
     pub max_waiting: usize,
+    /// Two denials at most this far apart block the origin (the original's 5 s; only GUI tests on
+    /// slow machines change it).
+    pub throttle_window: Duration,
 }
 
 impl Default for ConsentOptions {
@@ -41,6 +44,7 @@ impl Default for ConsentOptions {
             timeout: DEFAULT_TIMEOUT,
             max_waiting_per_origin: 4,
             max_waiting: 64,
+            throttle_window: rule::THROTTLE_WINDOW,
         }
     }
 }
@@ -61,6 +65,8 @@ pub struct ConsentBroker {
     options: ConsentOptions,
     state: Mutex<State>,
     turn: Notify,
+    /// Bumped whenever the blocked or remembered lists change (for menus that show them).
+    changed: watch::Sender<u64>,
 }
 
 struct State {
@@ -119,7 +125,17 @@ impl ConsentBroker {
                 last_origin: None,
             }),
             turn: Notify::new(),
+            changed: watch::Sender::new(0),
         }
+    }
+
+    /// A receiver that sees a change whenever a site is blocked, unblocked, remembered or forgotten.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    fn lists_changed(&self) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Decides a new-session request; may show a dialog and wait for the user.
@@ -227,10 +243,14 @@ impl ConsentBroker {
                 }
             }
             tracing::info!(%origin, remember = answer.remember, "the user allowed a new session");
+            drop(st);
+            if answer.remember {
+                self.lists_changed();
+            }
             return Decision::Allowed;
         }
         let history = st.streaks.get(origin).copied().unwrap_or_default();
-        let outcome = rule::after_denial(history, now);
+        let outcome = rule::after_denial_within(history, now, self.options.throttle_window);
         let block = outcome.block || answer.remember;
         if block {
             st.streaks.remove(origin);
@@ -240,9 +260,14 @@ impl ConsentBroker {
             tracing::warn!(%origin, remembered = answer.remember,
                 "origin blocked: no more dialogs, its requests are refused (unblock in the tray or control panel)");
         } else {
-            st.streaks.retain(|_, s| s.is_live(now));
+            let window = self.options.throttle_window;
+            st.streaks.retain(|_, s| s.is_live(now, window));
             st.streaks.insert(origin.to_string(), outcome.streak);
             tracing::info!(%origin, "the user denied a new session");
+        }
+        drop(st);
+        if block {
+            self.lists_changed();
         }
         Decision::Denied
     }
@@ -267,8 +292,10 @@ impl ConsentBroker {
         let mut st = self.lock();
         st.streaks.remove(origin);
         let done = st.decisions.unblock(origin)?;
+        drop(st);
         if done {
             tracing::info!(%origin, "origin unblocked by the user");
+            self.lists_changed();
         }
         Ok(done)
     }
@@ -283,6 +310,7 @@ impl ConsentBroker {
         let done = self.lock().decisions.forget(origin)?;
         if done {
             tracing::info!(%origin, "remembered answer revoked by the user");
+            self.lists_changed();
         }
         Ok(done)
     }

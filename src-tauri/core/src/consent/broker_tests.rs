@@ -143,6 +143,22 @@ async fn two_denials_within_five_seconds_block_the_origin() {
 }
 
 #[tokio::test]
+async fn list_changes_are_announced() {
+    let mut r = rig();
+    let mut changes = r.broker.subscribe();
+    r.answered(A, DENY).await;
+    assert!(
+        !changes.has_changed().unwrap(),
+        "a single denial changes no list"
+    );
+    r.answered(A, DENY).await;
+    assert!(changes.has_changed().unwrap(), "a block is announced");
+    changes.mark_unchanged();
+    r.broker.unblock(A).unwrap();
+    assert!(changes.has_changed().unwrap(), "an unblock is announced");
+}
+
+#[tokio::test]
 async fn the_five_second_edge() {
     let mut r = rig();
     r.answered(A, DENY).await;

@@ -23,9 +23,9 @@ impl DenialStreak {
     }
 
     /// Whether this streak can still grow into a block at `now` (otherwise it may be forgotten).
-    pub fn is_live(&self, now: Instant) -> bool {
+    pub fn is_live(&self, now: Instant, window: Duration) -> bool {
         self.started
-            .is_some_and(|s| now.saturating_duration_since(s) <= THROTTLE_WINDOW)
+            .is_some_and(|s| now.saturating_duration_since(s) <= window)
     }
 }
 
@@ -39,8 +39,14 @@ pub struct AfterDenial {
 
 /// The user denied a request at `now`, with `history` the origin's streak so far.
 pub fn after_denial(history: DenialStreak, now: Instant) -> AfterDenial {
+    after_denial_within(history, now, THROTTLE_WINDOW)
+}
+
+/// [`after_denial`] with another window than the original's five seconds (GUI tests on slow
+/// machines stretch it; the product uses [`THROTTLE_WINDOW`]).
+pub fn after_denial_within(history: DenialStreak, now: Instant, window: Duration) -> AfterDenial {
     let streak = match history.started {
-        Some(start) if now.saturating_duration_since(start) <= THROTTLE_WINDOW => DenialStreak {
+        Some(start) if now.saturating_duration_since(start) <= window => DenialStreak {
             started: Some(start),
             denials: history.denials.saturating_add(1),
         },
@@ -129,8 +135,17 @@ mod tests {
     fn liveness_follows_the_window() {
         let t0 = Instant::now();
         let s = after_denial(DenialStreak::default(), t0).streak;
-        assert!(s.is_live(t0 + THROTTLE_WINDOW));
-        assert!(!s.is_live(t0 + THROTTLE_WINDOW + ms(1)));
-        assert!(!DenialStreak::default().is_live(t0));
+        assert!(s.is_live(t0 + THROTTLE_WINDOW, THROTTLE_WINDOW));
+        assert!(!s.is_live(t0 + THROTTLE_WINDOW + ms(1), THROTTLE_WINDOW));
+        assert!(!DenialStreak::default().is_live(t0, THROTTLE_WINDOW));
+    }
+
+    #[test]
+    fn a_longer_window_is_honoured() {
+        let t0 = Instant::now();
+        let w = Duration::from_secs(30);
+        let first = after_denial_within(DenialStreak::default(), t0, w);
+        assert!(after_denial_within(first.streak, t0 + ms(29_000), w).block);
+        assert!(!after_denial_within(first.streak, t0 + ms(30_001), w).block);
     }
 }

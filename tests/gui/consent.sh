@@ -4,6 +4,11 @@
 # Usage: tests/gui/consent.sh [path/to/cernvm-webapi]   (builds it when no path is given)
 # Prints "N passed, M failed" last; exit status 0 only when nothing failed.
 # Environment: OUT (artifacts folder, default a temp dir), SCREENSHOT (where to save the dialog's picture).
+#
+# Requests enter through the test-only loopback hook (`/consent?origin=…` on $CERNVM_WEBAPI_E2E_PORT),
+# which calls the same ConsentBroker and dialog the daemon uses. Once the daemon's requestSession flow
+# calls the broker, `ask` can instead open a WebSocket to 127.0.0.1:$api_port with an Origin header
+# and send requestSession; its `failed [.., -10]` / `succeed` replace Denied|Blocked / Allowed here.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)

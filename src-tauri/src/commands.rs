@@ -37,8 +37,13 @@ mod tests {
         let config = webapi_core::config::DaemonConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: dir.path().to_path_buf(),
+            allow_origins: Vec::new(),
         };
-        let shell = crate::start_daemon(&config).expect("daemon starts");
+        let consent = std::sync::Arc::new(webapi_core::consent::ConsentBroker::headless(
+            dir.path(),
+            &[],
+        ));
+        let shell = crate::start_daemon(&config, consent).expect("daemon starts");
         let addr = shell.daemon.local_addr();
         let app = mock_builder()
             .invoke_handler(tauri::generate_handler![super::daemon_status])

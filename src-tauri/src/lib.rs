@@ -3,8 +3,12 @@
 //! No webview exists until the user opens one; closing it destroys it (small footprint in the tray).
 
 mod args;
+mod blocked_menu;
 mod commands;
+mod consent_dialog;
 mod display;
+#[cfg(feature = "e2e-hooks")]
+mod e2e_hooks;
 mod panel;
 mod tray;
 
@@ -15,6 +19,7 @@ use clap::Parser;
 use tauri::{Manager, RunEvent};
 use tokio::sync::watch;
 use webapi_core::config::DaemonConfig;
+use webapi_core::consent::ConsentBroker;
 use webapi_core::daemon::{Daemon, DaemonState, StartError};
 
 pub use args::AppArgs;
@@ -50,12 +55,26 @@ pub fn main() -> ExitCode {
             tracing::info!(?argv, "second launch: showing the control panel");
             panel::open(app);
         }))
-        .invoke_handler(tauri::generate_handler![commands::daemon_status])
+        .invoke_handler(tauri::generate_handler![
+            commands::daemon_status,
+            consent_dialog::consent_answer
+        ])
         .setup(move |app| {
-            let shell = start_daemon(&config).map_err(|(code, msg)| {
+            // Consent: the broker asks the user through a dialog window (blocks persist in the data dir).
+            let prompter = consent_dialog::DialogPrompter::new();
+            prompter.attach(app.handle().clone());
+            let consent = Arc::new(ConsentBroker::open(
+                &config.data_dir,
+                prompter.clone(),
+                consent_dialog::broker_options(),
+            ));
+            let shell = start_daemon(&config, consent.clone()).map_err(|(code, msg)| {
                 *setup_failure.lock().unwrap() = Some((code, msg.clone()));
                 msg
             })?;
+            #[cfg(feature = "e2e-hooks")]
+            e2e_hooks::start(app.handle(), consent);
+            app.manage(prompter);
             app.manage(shell);
             tray::build(app.handle())?;
             Ok(())
@@ -95,6 +114,8 @@ pub fn main() -> ExitCode {
 /// What the shell keeps in Tauri's state.
 pub struct ShellState {
     pub daemon: Arc<DaemonState>,
+    /// The consent broker (blocked sites, remembered answers) for the tray and the control panel.
+    pub consent: Arc<ConsentBroker>,
     stop: watch::Sender<bool>,
     task: Mutex<Option<tauri::async_runtime::JoinHandle<()>>>,
     /// Flushes the file log when the app ends.
@@ -112,7 +133,10 @@ impl ShellState {
 }
 
 /// Binds the daemon (failing clearly when another instance holds the port), starts logging and serving.
-fn start_daemon(config: &DaemonConfig) -> Result<ShellState, (u8, String)> {
+fn start_daemon(
+    config: &DaemonConfig,
+    consent: Arc<ConsentBroker>,
+) -> Result<ShellState, (u8, String)> {
     let daemon = match tauri::async_runtime::block_on(Daemon::bind(config)) {
         Ok(d) => d,
         Err(e @ StartError::AddressInUse(_)) => return Err((EXIT_ADDRESS_IN_USE, e.to_string())),
@@ -132,6 +156,7 @@ fn start_daemon(config: &DaemonConfig) -> Result<ShellState, (u8, String)> {
     });
     Ok(ShellState {
         daemon: state,
+        consent,
         stop,
         task: Mutex::new(Some(task)),
         _log_guard: log_guard,

@@ -4,7 +4,7 @@ use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::TrayIconBuilder;
 use tauri::{AppHandle, Manager};
 
-use crate::{panel, ShellState};
+use crate::{blocked_menu, panel, ShellState};
 
 pub const TRAY_ID: &str = "cernvm-webapi";
 
@@ -14,9 +14,10 @@ pub fn build(app: &AppHandle) -> tauri::Result<()> {
     let status_text = status_line(state.daemon.local_addr(), 0);
     let status = MenuItem::with_id(app, "status", status_text, false, None::<&str>)?;
     let open_panel = MenuItem::with_id(app, "panel", "Open control panel", true, None::<&str>)?;
+    let blocked = blocked_menu::submenu(app)?;
     let quit = MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?;
     let separator = PredefinedMenuItem::separator(app)?;
-    let menu = Menu::with_items(app, &[&status, &separator, &open_panel, &quit])?;
+    let menu = Menu::with_items(app, &[&status, &separator, &open_panel, &blocked, &quit])?;
 
     let icon = app
         .default_window_icon()
@@ -29,6 +30,7 @@ pub fn build(app: &AppHandle) -> tauri::Result<()> {
         .show_menu_on_left_click(true)
         .on_menu_event(|app, event| match event.id.as_ref() {
             "panel" => panel::open(app),
+            id if blocked_menu::handle(app, id) => {}
             "quit" => {
                 tracing::info!("Quit chosen in the tray menu");
                 app.exit(0);

@@ -28,6 +28,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub idle_threshold: u64,
+
+    /// Pre-approve new VM sessions from this exact website origin (scheme://host[:port]); repeatable.
+    /// The headless daemon can ask nobody, so it refuses new sessions from every other origin.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    pub allow_origin: Vec<String>,
 }
 
 impl ServeArgs {
@@ -42,6 +47,8 @@ impl ServeArgs {
 pub struct DaemonConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// Serialized origins pre-approved by `--allow-origin` (for the headless consent prompter).
+    pub allow_origins: Vec<String>,
 }
 
 /// Why a configuration was refused.
@@ -53,6 +60,8 @@ pub enum ConfigError {
     NotLoopback(SocketAddr),
     #[error("no per-user application data folder is known on this system; pass --data-dir")]
     NoDataDir,
+    #[error("--allow-origin {0:?} is not a website origin; write it as scheme://host[:port], for example https://example.org")]
+    BadOrigin(String),
 }
 
 impl ServeArgs {
@@ -69,7 +78,18 @@ impl ServeArgs {
             Some(dir) => dir.clone(),
             None => default_data_dir().ok_or(ConfigError::NoDataDir)?,
         };
-        Ok(DaemonConfig { listen, data_dir })
+        let allow_origins = self
+            .allow_origin
+            .iter()
+            .map(|o| {
+                crate::consent::serialize_origin(o).ok_or_else(|| ConfigError::BadOrigin(o.clone()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(DaemonConfig {
+            listen,
+            data_dir,
+            allow_origins,
+        })
     }
 }
 
@@ -89,6 +109,7 @@ mod tests {
             data_dir: Some("/nonexistent".into()),
             allow_remote,
             idle_threshold: 60,
+            allow_origin: Vec::new(),
         }
     }
 
@@ -136,5 +157,22 @@ mod tests {
         assert!(matches!(err, ConfigError::NotLoopback(_)));
         assert!(err.to_string().contains("--allow-remote"));
         assert!(args("0.0.0.0:5624", true).validate().is_ok());
+    }
+
+    #[test]
+    fn allow_origin_is_normalized_or_refused() {
+        let mut a = args("127.0.0.1:1", false);
+        a.allow_origin = vec![
+            "https://Example.ORG:443".into(),
+            "http://127.0.0.1:8000".into(),
+        ];
+        assert_eq!(
+            a.validate().unwrap().allow_origins,
+            vec!["https://example.org", "http://127.0.0.1:8000"]
+        );
+        a.allow_origin = vec!["example.org".into()];
+        let err = a.validate().unwrap_err();
+        assert!(matches!(err, ConfigError::BadOrigin(_)), "{err}");
+        assert!(err.to_string().contains("scheme://host"));
     }
 }

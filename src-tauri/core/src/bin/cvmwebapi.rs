@@ -68,6 +68,11 @@ fn serve(args: ServeArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        if config.allow_origins.is_empty() {
+            tracing::info!("headless: new sessions are refused (no --allow-origin given, nobody to ask)");
+        } else {
+            tracing::info!(origins = ?config.allow_origins, "headless: new sessions pre-approved for these origins only");
+        }
         match daemon.run(shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -1,0 +1,264 @@
+//! The consent dialog: a small always-on-top webview window (`ui/consent/`) per request, created
+//! when the broker asks and destroyed once answered. Implements the core's `Prompter`.
+//!
+//! The page in the window gets the request through an initialization script and can call exactly
+//! one command, [`consent_answer`] (capability `capabilities/consent.json`). "Allow" is refused
+//! here too when it comes sooner than [`ALLOW_DELAY`] after the window opened.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serde::Serialize;
+use tauri::{
+    AppHandle, Manager, State, WebviewUrl, WebviewWindow, WebviewWindowBuilder, WindowEvent,
+};
+use tokio::sync::oneshot;
+use webapi_core::consent::{Answer, ConsentDialog, ConsentOptions, PromptError, Prompter};
+
+/// Window labels are `consent-<n>`; the capability matches `consent-*`.
+pub const LABEL_PREFIX: &str = "consent-";
+/// The window title (tests find the window by it).
+pub const TITLE: &str = "CernVM WebAPI: allow a new virtual machine?";
+/// "Allow" stays disabled this long after the dialog appears (and after it regains focus).
+pub const ALLOW_DELAY: Duration = Duration::from_millis(1500);
+
+/// The Allow delay in force: [`ALLOW_DELAY`], or in test builds (feature `e2e-hooks`) the value of
+/// `CERNVM_WEBAPI_E2E_ALLOW_DELAY_MS`, so GUI tests can act "during the delay" on a slow machine.
+fn allow_delay() -> Duration {
+    #[cfg(feature = "e2e-hooks")]
+    if let Some(ms) = std::env::var("CERNVM_WEBAPI_E2E_ALLOW_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        return Duration::from_millis(ms);
+    }
+    ALLOW_DELAY
+}
+
+/// The broker's options: the defaults, or in test builds (feature `e2e-hooks`) a throttle window
+/// from `CERNVM_WEBAPI_E2E_THROTTLE_WINDOW_MS` (a loaded CI machine needs more than 5 s to show
+/// and answer two dialogs; the 5-second edge itself is unit-tested in the core).
+pub fn broker_options() -> ConsentOptions {
+    #[allow(unused_mut)]
+    let mut options = ConsentOptions::default();
+    #[cfg(feature = "e2e-hooks")]
+    if let Some(ms) = std::env::var("CERNVM_WEBAPI_E2E_THROTTLE_WINDOW_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        options.throttle_window = Duration::from_millis(ms);
+    }
+    options
+}
+
+/// The tray app's prompter. Create it before the app, [`DialogPrompter::attach`] it in `setup`.
+#[derive(Default)]
+pub struct DialogPrompter {
+    app: OnceLock<AppHandle>,
+    pending: Mutex<HashMap<String, Pending>>,
+    counter: AtomicU64,
+}
+
+struct Pending {
+    reply: oneshot::Sender<Answer>,
+    opened: Instant,
+}
+
+/// What the dialog page reads from `window.__CONSENT__`.
+#[derive(Serialize)]
+struct DialogView<'a> {
+    #[serde(flatten)]
+    dialog: &'a ConsentDialog,
+    allow_delay_ms: u64,
+}
+
+impl DialogPrompter {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Gives the prompter the app to open windows in. Until then every prompt fails (denied).
+    pub fn attach(&self, app: AppHandle) {
+        let _ = self.app.set(app);
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Delivers the answer given in window `label`.
+    fn answer(&self, label: &str, answer: Answer) -> Result<(), String> {
+        let mut pending = self.pending();
+        let Some(p) = pending.get(label) else {
+            return Err("this dialog is no longer waiting for an answer".into());
+        };
+        if answer.allow && p.opened.elapsed() < allow_delay() {
+            tracing::warn!(
+                label,
+                "Allow came too soon after the dialog opened; ignored"
+            );
+            return Err("too soon: Allow is not enabled yet".into());
+        }
+        let p = pending.remove(label).expect("checked above");
+        let _ = p.reply.send(answer);
+        Ok(())
+    }
+}
+
+/// Closes the window and forgets the pending answer when the prompt ends in any way.
+struct OpenDialog<'a> {
+    prompter: &'a DialogPrompter,
+    label: String,
+    window: Option<WebviewWindow>,
+}
+
+impl Drop for OpenDialog<'_> {
+    fn drop(&mut self) {
+        self.prompter.pending().remove(&self.label);
+        if let Some(w) = self.window.take() {
+            if let Err(e) = w.destroy() {
+                tracing::warn!(label = %self.label, "cannot close the consent dialog: {e}");
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Prompter for DialogPrompter {
+    async fn prompt(&self, dialog: &ConsentDialog) -> Result<Answer, PromptError> {
+        let app = self
+            .app
+            .get()
+            .ok_or_else(|| PromptError::Ui("the user interface is not ready".into()))?;
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let label = format!("{LABEL_PREFIX}{n}");
+        let (reply, answer) = oneshot::channel();
+        self.pending().insert(
+            label.clone(),
+            Pending {
+                reply,
+                opened: Instant::now(),
+            },
+        );
+        let mut open = OpenDialog {
+            prompter: self,
+            label: label.clone(),
+            window: None,
+        };
+        let view = DialogView {
+            dialog,
+            allow_delay_ms: allow_delay().as_millis() as u64,
+        };
+        let data = serde_json::to_string(&view).map_err(|e| PromptError::Ui(e.to_string()))?;
+        let window =
+            WebviewWindowBuilder::new(app, &label, WebviewUrl::App("consent/index.html".into()))
+                .title(TITLE)
+                .inner_size(500.0, 580.0)
+                .resizable(false)
+                .maximizable(false)
+                .minimizable(false)
+                .always_on_top(true)
+                .focused(true)
+                .center()
+                .initialization_script(format!("window.__CONSENT__ = {data};"))
+                // Only the app's own page; never navigate anywhere else.
+                .on_navigation(|url| {
+                    url.scheme() == "tauri"
+                        || (url.scheme() == "http" && url.host_str() == Some("tauri.localhost"))
+                })
+                .build()
+                .map_err(|e| PromptError::Ui(e.to_string()))?;
+        let _ = window.set_focus();
+        // Closing the window with its title-bar button answers "Deny".
+        let prompter_app = app.clone();
+        let closing = label.clone();
+        window.on_window_event(move |event| {
+            if let WindowEvent::CloseRequested { .. } = event {
+                if let Some(p) = prompter_app.try_state::<Arc<DialogPrompter>>() {
+                    if let Some(pending) = p.pending().remove(&closing) {
+                        let _ = pending.reply.send(Answer {
+                            allow: false,
+                            remember: false,
+                        });
+                    }
+                }
+            }
+        });
+        open.window = Some(window);
+        tracing::info!(%label, origin = %dialog.request.origin, "consent dialog shown");
+        let result = answer.await.map_err(|_| PromptError::Dismissed);
+        drop(open);
+        result
+    }
+}
+
+/// The dialog's one command: the user's answer.
+#[tauri::command]
+pub fn consent_answer(
+    window: WebviewWindow,
+    prompter: State<'_, Arc<DialogPrompter>>,
+    allow: bool,
+    remember: bool,
+) -> Result<(), String> {
+    let label = window.label();
+    if !label.starts_with(LABEL_PREFIX) {
+        return Err("only a consent dialog can answer".into());
+    }
+    prompter.answer(label, Answer { allow, remember })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waiting(
+        prompter: &DialogPrompter,
+        label: &str,
+        opened: Instant,
+    ) -> oneshot::Receiver<Answer> {
+        let (reply, rx) = oneshot::channel();
+        prompter
+            .pending()
+            .insert(label.into(), Pending { reply, opened });
+        rx
+    }
+
+    #[test]
+    fn allow_before_the_delay_is_refused_and_the_dialog_keeps_waiting() {
+        let p = DialogPrompter::default();
+        let mut rx = waiting(&p, "consent-0", Instant::now());
+        let allow = Answer {
+            allow: true,
+            remember: false,
+        };
+        assert!(p.answer("consent-0", allow).is_err());
+        assert!(rx.try_recv().is_err(), "no answer delivered");
+        // Deny is always accepted.
+        let deny = Answer {
+            allow: false,
+            remember: false,
+        };
+        p.answer("consent-0", deny).unwrap();
+        assert_eq!(rx.try_recv().unwrap(), deny);
+    }
+
+    #[test]
+    fn allow_after_the_delay_is_delivered_once() {
+        let p = DialogPrompter::default();
+        let opened = Instant::now() - ALLOW_DELAY - Duration::from_millis(1);
+        let mut rx = waiting(&p, "consent-1", opened);
+        let allow = Answer {
+            allow: true,
+            remember: true,
+        };
+        p.answer("consent-1", allow).unwrap();
+        assert_eq!(rx.try_recv().unwrap(), allow);
+        assert!(
+            p.answer("consent-1", allow).is_err(),
+            "a second answer finds nothing"
+        );
+    }
+}

@@ -3,6 +3,21 @@
 //! caller of its methods, so backends need no locking around one VM's operations.
 //!
 //! This is the contract between `session` and the backends; extend it additively.
+//!
+//! Entry points: [`select`] picks a backend, [`probe_api`] checks the guest API behind `apiURL`,
+//! [`expand_user_data`] expands a VMCP `userData` template into `VmSpec::context`.
+
+pub mod cap;
+pub mod context;
+mod probe;
+pub mod qemu;
+mod select;
+pub mod validate;
+
+pub use context::expand_user_data;
+pub use probe::{probe_api, PROBE_TIMEOUT};
+pub use select::{select, virtualbox_backend};
+pub use validate::{valid_name, validate_spec, HostLimits};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,0 +1,272 @@
+//! A small async QMP client: JSON lines over a unix socket. It reads the greeting, negotiates
+//! capabilities, matches replies to commands by `id` and forwards events to a broadcast channel.
+//! A closed connection (QEMU exited) fails pending commands and is announced as `QmpEvent::Closed`.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::net::UnixStream;
+use tokio::sync::{broadcast, oneshot};
+use tokio::task::JoinHandle;
+
+/// The longest line we accept from QEMU (a reply to `human-monitor-command` can be long).
+const MAX_LINE: usize = 1024 * 1024;
+/// Default time a command may take.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Something QEMU told us without being asked.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QmpEvent {
+    /// A QMP event: its name (`STOP`, `SHUTDOWN`, ...) and `data`.
+    Event { name: String, data: Value },
+    /// The connection closed: QEMU quit or died.
+    Closed,
+}
+
+/// Why a QMP exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QmpError {
+    #[error("cannot connect to QMP socket: {0}")]
+    Connect(std::io::Error),
+    #[error("QMP I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("QMP protocol error: {0}")]
+    Protocol(String),
+    #[error("QEMU refused {command}: {class}: {desc}")]
+    Command {
+        command: String,
+        class: String,
+        desc: String,
+    },
+    #[error("QMP connection closed")]
+    Closed,
+    #[error("QMP command {0} timed out")]
+    Timeout(String),
+}
+
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Value>>>>;
+
+/// One QMP connection.
+pub struct QmpClient {
+    writer: tokio::sync::Mutex<OwnedWriteHalf>,
+    pending: Pending,
+    next_id: AtomicU64,
+    events: broadcast::Sender<QmpEvent>,
+    reader: JoinHandle<()>,
+}
+
+impl QmpClient {
+    /// Connects to `path`, reads the greeting and negotiates capabilities.
+    pub async fn connect(path: &Path) -> Result<Self, QmpError> {
+        let stream = UnixStream::connect(path).await.map_err(QmpError::Connect)?;
+        let (read, writer) = stream.into_split();
+        let mut lines = BufReader::new(read);
+        let greeting = tokio::time::timeout(COMMAND_TIMEOUT, read_json_line(&mut lines))
+            .await
+            .map_err(|_| QmpError::Timeout("greeting".into()))??
+            .ok_or(QmpError::Closed)?;
+        if greeting.get("QMP").is_none() {
+            return Err(QmpError::Protocol(format!("unexpected greeting {greeting}")));
+        }
+        let pending: Pending = Arc::default();
+        let (events, _) = broadcast::channel(256);
+        let reader = tokio::spawn(read_loop(lines, pending.clone(), events.clone()));
+        let client = Self {
+            writer: tokio::sync::Mutex::new(writer),
+            pending,
+            next_id: AtomicU64::new(1),
+            events,
+            reader,
+        };
+        client.execute("qmp_capabilities", None).await?;
+        Ok(client)
+    }
+
+    /// A new receiver of QMP events (and of `Closed`).
+    pub fn subscribe(&self) -> broadcast::Receiver<QmpEvent> {
+        self.events.subscribe()
+    }
+
+    /// Runs `command` with optional `arguments` and returns its `return` value.
+    pub async fn execute(&self, command: &str, arguments: Option<Value>) -> Result<Value, QmpError> {
+        self.execute_timeout(command, arguments, COMMAND_TIMEOUT)
+            .await
+    }
+
+    /// Like `execute`, with an explicit timeout.
+    pub async fn execute_timeout(
+        &self,
+        command: &str,
+        arguments: Option<Value>,
+        timeout: Duration,
+    ) -> Result<Value, QmpError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut msg = json!({ "execute": command, "id": id });
+        if let Some(a) = arguments {
+            msg["arguments"] = a;
+        }
+        let (tx, rx) = oneshot::channel();
+        self.pending.lock().expect("pending map").insert(id, tx);
+        if self.reader.is_finished() {
+            self.pending.lock().expect("pending map").remove(&id);
+            return Err(QmpError::Closed);
+        }
+        let mut line = serde_json::to_vec(&msg).expect("json");
+        line.push(b'\n');
+        {
+            let mut w = self.writer.lock().await;
+            if let Err(e) = w.write_all(&line).await {
+                self.pending.lock().expect("pending map").remove(&id);
+                return Err(e.into());
+            }
+        }
+        let reply = match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(v)) => v,
+            Ok(Err(_)) => return Err(QmpError::Closed),
+            Err(_) => {
+                self.pending.lock().expect("pending map").remove(&id);
+                return Err(QmpError::Timeout(command.into()));
+            }
+        };
+        if let Some(err) = reply.get("error") {
+            return Err(QmpError::Command {
+                command: command.into(),
+                class: err["class"].as_str().unwrap_or("?").into(),
+                desc: err["desc"].as_str().unwrap_or("?").into(),
+            });
+        }
+        Ok(reply.get("return").cloned().unwrap_or(Value::Null))
+    }
+
+    /// Is the connection still open?
+    pub fn is_open(&self) -> bool {
+        !self.reader.is_finished()
+    }
+}
+
+impl Drop for QmpClient {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+async fn read_loop(
+    mut lines: BufReader<tokio::net::unix::OwnedReadHalf>,
+    pending: Pending,
+    events: broadcast::Sender<QmpEvent>,
+) {
+    loop {
+        match read_json_line(&mut lines).await {
+            Ok(Some(v)) => {
+                if let Some(name) = v.get("event").and_then(Value::as_str) {
+                    let data = v.get("data").cloned().unwrap_or(Value::Null);
+                    let _ = events.send(QmpEvent::Event {
+                        name: name.to_string(),
+                        data,
+                    });
+                } else if let Some(id) = v.get("id").and_then(Value::as_u64) {
+                    if let Some(tx) = pending.lock().expect("pending map").remove(&id) {
+                        let _ = tx.send(v);
+                    }
+                }
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    pending.lock().expect("pending map").clear();
+    let _ = events.send(QmpEvent::Closed);
+}
+
+/// Reads one JSON line; `None` at end of stream. Lines longer than `MAX_LINE` are an error.
+async fn read_json_line<R: tokio::io::AsyncBufRead + Unpin>(
+    r: &mut R,
+) -> Result<Option<Value>, QmpError> {
+    let mut buf = Vec::new();
+    loop {
+        let n = (&mut *r)
+            .take((MAX_LINE + 1 - buf.len()) as u64)
+            .read_until(b'\n', &mut buf)
+            .await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if buf.len() > MAX_LINE {
+            return Err(QmpError::Protocol("line too long".into()));
+        }
+        if buf.ends_with(b"\n") {
+            if buf.iter().all(u8::is_ascii_whitespace) {
+                buf.clear();
+                continue;
+            }
+            return serde_json::from_slice(&buf)
+                .map(Some)
+                .map_err(|e| QmpError::Protocol(format!("bad JSON from QEMU: {e}")));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::UnixListener;
+
+    /// A scripted QMP server: greeting, then answers by echoing ids; `boom` fails; `evt` emits an event first.
+    async fn fake_server(path: std::path::PathBuf) {
+        let listener = UnixListener::bind(&path).unwrap();
+        let (s, _) = listener.accept().await.unwrap();
+        let (r, mut w) = s.into_split();
+        w.write_all(b"{\"QMP\": {\"version\": {}, \"capabilities\": []}}\r\n")
+            .await
+            .unwrap();
+        let mut lines = BufReader::new(r).lines();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let v: Value = serde_json::from_str(&line).unwrap();
+            let id = v["id"].clone();
+            let out = match v["execute"].as_str().unwrap() {
+                "boom" => json!({"error": {"class": "GenericError", "desc": "no"}, "id": id}),
+                "evt" => {
+                    w.write_all(b"{\"event\": \"STOP\", \"data\": {}, \"timestamp\": {}}\n")
+                        .await
+                        .unwrap();
+                    json!({"return": {}, "id": id})
+                }
+                "bye" => return,
+                _ => json!({"return": {"echo": v["arguments"].clone()}, "id": id}),
+            };
+            w.write_all(format!("{out}\n").as_bytes()).await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn negotiates_matches_replies_forwards_events_and_notices_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("q.sock");
+        let server = tokio::spawn(fake_server(sock.clone()));
+        while !sock.exists() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let c = QmpClient::connect(&sock).await.unwrap();
+        let mut ev = c.subscribe();
+        let r = c.execute("x", Some(json!({"a": 1}))).await.unwrap();
+        assert_eq!(r["echo"]["a"], 1);
+        match c.execute("boom", None).await {
+            Err(QmpError::Command { class, .. }) => assert_eq!(class, "GenericError"),
+            other => panic!("{other:?}"),
+        }
+        c.execute("evt", None).await.unwrap();
+        assert!(matches!(ev.recv().await.unwrap(), QmpEvent::Event { name, .. } if name == "STOP"));
+        assert!(matches!(
+            c.execute("bye", None).await,
+            Err(QmpError::Closed)
+        ));
+        assert_eq!(ev.recv().await.unwrap(), QmpEvent::Closed);
+        assert!(!c.is_open());
+        server.await.unwrap();
+    }
+}

@@ -33,6 +33,7 @@ async fn qemu_vm_lifecycle_through_the_vm_trait() {
     assert_eq!(get(api, "/context.txt").await.as_deref(), Some(ctx), "fw_cfg context");
     assert_eq!(get(api, "/disk-context.txt").await.as_deref(), Some(ctx), "CONTEXT.SH context");
     let pid = handle_pid(&vm.handle());
+    let _guard = KillOnDrop(pid);
 
     // CPU cap: a burning guest capped at 25 % stays well below its uncapped ~80 %
     get(api, "/cgi-bin/burn?seconds=12").await.expect("burn");
@@ -80,6 +81,7 @@ async fn qemu_vm_lifecycle_through_the_vm_trait() {
     assert_eq!(vm.state().await.unwrap(), VmState::Running);
     assert!(!spec.dir.join("state.bin").exists(), "used state file kept");
     let api = vm.api_endpoint().expect("api after restore");
+    let _guard2 = KillOnDrop(handle_pid(&vm.handle()));
     let restored = wait_api(api).await;
     assert_eq!(restored.boot_id, first.boot_id, "the guest rebooted instead of restoring");
     assert!(restored.uptime >= before_save.uptime, "uptime went back: {restored:?} < {before_save:?}");

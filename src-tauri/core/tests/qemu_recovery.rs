@@ -22,6 +22,7 @@ async fn reattach_after_daemon_death_and_guest_poweroff_event() {
     assert_eq!(get(api, "/context.txt").await.as_deref(), Some("ctx-recovery"));
     let handle = vm.handle();
     let pid = handle_pid(&handle);
+    let _guard = KillOnDrop(pid);
 
     // the daemon "dies": the Vm object goes away without any cleanup; QEMU keeps running
     drop(vm);

@@ -135,3 +135,17 @@ pub fn alive(pid: u32) -> bool {
 pub fn handle_pid(h: &webapi_core::hypervisor::VmHandle) -> u32 {
     h.data["pid"].as_u64().expect("pid in handle") as u32
 }
+
+/// Kills a QEMU process when a failing test unwinds, so no VM outlives its test.
+pub struct KillOnDrop(pub u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if std::thread::panicking() && alive(self.0) {
+            // SAFETY: kill(2) on the pid of the VM this test started.
+            unsafe {
+                libc::kill(self.0 as libc::pid_t, libc::SIGKILL);
+            }
+        }
+    }
+}

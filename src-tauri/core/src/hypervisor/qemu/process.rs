@@ -72,17 +72,20 @@ pub fn alive(pid: u32) -> bool {
     }
 }
 
-/// Does the command line of `pid` mention `needle` (used to tell our QEMU from a reused pid)?
-pub fn cmdline_contains(pid: u32, needle: &str) -> bool {
+/// Does `pid` run in the folder `dir` (QEMU's working directory is its VM folder), so it is our QEMU and
+/// not a process that reused the pid?
+pub fn runs_in(pid: u32, dir: &Path) -> bool {
     #[cfg(target_os = "linux")]
     {
-        std::fs::read(format!("/proc/{pid}/cmdline"))
-            .map(|c| String::from_utf8_lossy(&c).contains(needle))
-            .unwrap_or(false)
+        let cwd = std::fs::read_link(format!("/proc/{pid}/cwd"));
+        match (cwd, dir.canonicalize()) {
+            (Ok(cwd), Ok(dir)) => cwd == dir,
+            _ => false,
+        }
     }
     #[cfg(not(target_os = "linux"))]
     {
-        let _ = needle;
+        let _ = dir;
         alive(pid)
     }
 }

@@ -91,7 +91,7 @@ impl QemuVm {
         let sock = vm.path(args::QMP_SOCKET);
         let cgroup = cgroup_from_handle(&vm.env.cap, &handle.data);
         let ours = pid.filter(|&p| {
-            process::alive(p) && process::cmdline_contains(p, &vm.spec.dir.to_string_lossy())
+            process::alive(p) && process::runs_in(p, &vm.spec.dir)
         });
         match ours {
             Some(pid) => {

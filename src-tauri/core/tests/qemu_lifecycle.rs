@@ -30,8 +30,16 @@ async fn qemu_vm_lifecycle_through_the_vm_trait() {
     let api = vm.api_endpoint().expect("api endpoint");
     assert!(api.ip().is_loopback() && api.port() != 0);
     let first = wait_api(api).await;
-    assert_eq!(get(api, "/context.txt").await.as_deref(), Some(ctx), "fw_cfg context");
-    assert_eq!(get(api, "/disk-context.txt").await.as_deref(), Some(ctx), "CONTEXT.SH context");
+    assert_eq!(
+        get(api, "/context.txt").await.as_deref(),
+        Some(ctx),
+        "fw_cfg context"
+    );
+    assert_eq!(
+        get(api, "/disk-context.txt").await.as_deref(),
+        Some(ctx),
+        "CONTEXT.SH context"
+    );
     let pid = handle_pid(&vm.handle());
     let _guard = KillOnDrop(pid);
 
@@ -40,8 +48,14 @@ async fn qemu_vm_lifecycle_through_the_vm_trait() {
     vm.set_cpu_cap(25).await.expect("cap 25");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let capped = cpu_percent(pid, Duration::from_secs(4)).await;
-    eprintln!("QEMU CPU use at cap 25 % ({}): {capped:.1} %", info.cap_method);
-    assert!(capped < 45.0, "capped CPU use {capped:.1} % is not near 25 %");
+    eprintln!(
+        "QEMU CPU use at cap 25 % ({}): {capped:.1} %",
+        info.cap_method
+    );
+    assert!(
+        capped < 45.0,
+        "capped CPU use {capped:.1} % is not near 25 %"
+    );
     if let Some(dir) = vm.handle().data["cgroup"]["dir"].as_str() {
         let stat = std::fs::read_to_string(format!("{dir}/cpu.stat")).unwrap();
         let throttled: u64 = stat
@@ -59,7 +73,10 @@ async fn qemu_vm_lifecycle_through_the_vm_trait() {
     let t0 = Instant::now();
     vm.pause().await.expect("pause");
     assert_eq!(vm.state().await.unwrap(), VmState::Paused);
-    assert!(get(api, "/cgi-bin/status").await.is_none(), "a paused guest answered");
+    assert!(
+        get(api, "/cgi-bin/status").await.is_none(),
+        "a paused guest answered"
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
     vm.resume().await.expect("resume");
     assert_eq!(vm.state().await.unwrap(), VmState::Running);
@@ -67,7 +84,10 @@ async fn qemu_vm_lifecycle_through_the_vm_trait() {
     let wall = t0.elapsed().as_secs_f64();
     let guest = after.uptime - before.uptime;
     eprintln!("pause: wall {wall:.2} s, guest clock advanced {guest:.2} s");
-    assert!(guest < wall - 2.0, "guest clock ran while paused ({guest:.2} of {wall:.2} s)");
+    assert!(
+        guest < wall - 2.0,
+        "guest clock ran while paused ({guest:.2} of {wall:.2} s)"
+    );
     assert_eq!(after.boot_id, first.boot_id);
 
     // save: state file written, process gone; boot restores it without a reboot
@@ -83,25 +103,43 @@ async fn qemu_vm_lifecycle_through_the_vm_trait() {
     let api = vm.api_endpoint().expect("api after restore");
     let _guard2 = KillOnDrop(handle_pid(&vm.handle()));
     let restored = wait_api(api).await;
-    assert_eq!(restored.boot_id, first.boot_id, "the guest rebooted instead of restoring");
-    assert!(restored.uptime >= before_save.uptime, "uptime went back: {restored:?} < {before_save:?}");
+    assert_eq!(
+        restored.boot_id, first.boot_id,
+        "the guest rebooted instead of restoring"
+    );
+    assert!(
+        restored.uptime >= before_save.uptime,
+        "uptime went back: {restored:?} < {before_save:?}"
+    );
 
     // reset: the guest reboots
     vm.reset().await.expect("reset");
     let rebooted = wait_api(api).await;
-    assert_ne!(rebooted.boot_id, first.boot_id, "reset did not reboot the guest");
+    assert_ne!(
+        rebooted.boot_id, first.boot_id,
+        "reset did not reboot the guest"
+    );
     assert!(rebooted.uptime < restored.uptime + 60.0);
 
     // ACPI shutdown: the guest's acpid powers it off
     let pid = handle_pid(&vm.handle());
-    vm.shutdown(Duration::from_secs(60)).await.expect("shutdown");
+    vm.shutdown(Duration::from_secs(60))
+        .await
+        .expect("shutdown");
     assert_eq!(vm.state().await.unwrap(), VmState::PoweredOff);
     assert!(!alive(pid));
     let serial = std::fs::read_to_string(spec.dir.join("serial.log")).unwrap();
-    assert!(serial.contains("CVM-ACPI-POWERDOWN"), "no ACPI power-down in {serial:?}");
+    assert!(
+        serial.contains("CVM-ACPI-POWERDOWN"),
+        "no ACPI power-down in {serial:?}"
+    );
 
     // destroy: folder and process gone, the cached base image untouched
     vm.destroy().await.expect("destroy");
     assert!(!spec.dir.exists(), "VM folder left behind");
-    assert_eq!(std::fs::read(&iso).unwrap(), iso_sha_before, "base image changed");
+    assert_eq!(
+        std::fs::read(&iso).unwrap(),
+        iso_sha_before,
+        "base image changed"
+    );
 }

@@ -19,7 +19,10 @@ async fn reattach_after_daemon_death_and_guest_poweroff_event() {
     vm.boot().await.expect("boot");
     let api = vm.api_endpoint().expect("api");
     let first = wait_api(api).await;
-    assert_eq!(get(api, "/context.txt").await.as_deref(), Some("ctx-recovery"));
+    assert_eq!(
+        get(api, "/context.txt").await.as_deref(),
+        Some("ctx-recovery")
+    );
     let handle = vm.handle();
     let pid = handle_pid(&handle);
     let _guard = KillOnDrop(pid);
@@ -39,7 +42,9 @@ async fn reattach_after_daemon_death_and_guest_poweroff_event() {
 
     // the guest powers itself off → StateChanged(PoweredOff)
     let mut events = vm.events();
-    get(api, "/cgi-bin/poweroff").await.expect("poweroff request");
+    get(api, "/cgi-bin/poweroff")
+        .await
+        .expect("poweroff request");
     let ev = tokio::time::timeout(Duration::from_secs(60), async {
         loop {
             match events.recv().await.unwrap() {

@@ -8,7 +8,10 @@ use super::{HvError, Hypervisor, HypervisorChoice};
 use crate::store::DataDir;
 
 /// Returns the backend for `choice`, or why none is available.
-pub fn select(choice: HypervisorChoice, data_dir: &DataDir) -> Result<Arc<dyn Hypervisor>, HvError> {
+pub fn select(
+    choice: HypervisorChoice,
+    data_dir: &DataDir,
+) -> Result<Arc<dyn Hypervisor>, HvError> {
     match choice {
         HypervisorChoice::Qemu => Ok(Arc::new(QemuHypervisor::detect()?)),
         HypervisorChoice::Virtualbox => virtualbox_backend(data_dir).unwrap_or_else(|| {

@@ -158,7 +158,8 @@ mod tests {
         let good = spec(tmp.path(), &iso);
         validate_spec(&good, HOST).unwrap();
 
-        let cases: Vec<(&str, Box<dyn Fn(&mut VmSpec)>)> = vec![
+        type Mutation = Box<dyn Fn(&mut VmSpec)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             ("name", Box::new(|s| s.name = "a b".into())),
             ("name", Box::new(|s| s.name = "x".repeat(65))),
             ("name", Box::new(|s| s.name = String::new())),
@@ -177,7 +178,10 @@ mod tests {
                 "boot medium",
                 Box::new(|s| s.medium = BootMedium::Disk("relative.img".into())),
             ),
-            ("context", Box::new(|s| s.context = Some("x".repeat(MAX_CONTEXT_BYTES + 1)))),
+            (
+                "context",
+                Box::new(|s| s.context = Some("x".repeat(MAX_CONTEXT_BYTES + 1))),
+            ),
             ("port", Box::new(|s| s.api_guest_port = Some(0))),
             ("execution cap", Box::new(|s| s.execution_cap = 0)),
             ("execution cap", Box::new(|s| s.execution_cap = 101)),

@@ -20,7 +20,10 @@ pub fn repo_root() -> PathBuf {
 pub fn setup() -> Option<(QemuHypervisor, PathBuf)> {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
     if find_on_path(QEMU_BINARY).is_none() {
-        assert!(!ci, "{QEMU_BINARY} is missing (run scripts/install-deps.sh test)");
+        assert!(
+            !ci,
+            "{QEMU_BINARY} is missing (run scripts/install-deps.sh test)"
+        );
         eprintln!("SKIPPED: {QEMU_BINARY} is not installed");
         return None;
     }
@@ -70,7 +73,11 @@ pub async fn get(addr: SocketAddr, path: &str) -> Option<String> {
         .no_proxy()
         .build()
         .ok()?;
-    let r = client.get(format!("http://{addr}{path}")).send().await.ok()?;
+    let r = client
+        .get(format!("http://{addr}{path}"))
+        .send()
+        .await
+        .ok()?;
     if !r.status().is_success() {
         return None;
     }
@@ -125,7 +132,14 @@ pub async fn cpu_percent(pid: u32, window: Duration) -> f64 {
 pub fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|s| {
-            let st = s.rsplit_once(')').unwrap().1.split_whitespace().next().unwrap().to_string();
+            let st = s
+                .rsplit_once(')')
+                .unwrap()
+                .1
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string();
             st != "Z" && st != "X"
         })
         .unwrap_or(false)

@@ -71,4 +71,3 @@ pub async fn set_scope_quota(name: &str, percent: u8, cpus: u32) -> Result<(), H
 fn quota_percent(percent: u8, cpus: u32) -> u32 {
     u32::from(super::clamp_cap(percent)) * cpus.max(1)
 }
-

@@ -28,8 +28,22 @@ pub fn context_iso(name: &str, content: &[u8]) -> Vec<u8> {
     both32(&mut pvd[132..140], 10);
     pvd[140..144].copy_from_slice(&18u32.to_le_bytes());
     pvd[148..152].copy_from_slice(&19u32.to_be_bytes());
-    dir_record(&mut pvd[156..190], ROOT_SECTOR as u32, SECTOR as u32, true, &[0]);
-    for range in [190..318, 318..446, 446..574, 574..702, 702..739, 739..776, 776..813] {
+    dir_record(
+        &mut pvd[156..190],
+        ROOT_SECTOR as u32,
+        SECTOR as u32,
+        true,
+        &[0],
+    );
+    for range in [
+        190..318,
+        318..446,
+        446..574,
+        574..702,
+        702..739,
+        739..776,
+        776..813,
+    ] {
         pad(&mut pvd[range], b"");
     }
     pad(&mut pvd[318..446], b"CERNVM WEBAPI");
@@ -49,13 +63,33 @@ pub fn context_iso(name: &str, content: &[u8]) -> Vec<u8> {
         let t = &mut img[sector * SECTOR..sector * SECTOR + 10];
         t[0] = 1;
         let loc = ROOT_SECTOR as u32;
-        t[2..6].copy_from_slice(&if be { loc.to_be_bytes() } else { loc.to_le_bytes() });
-        t[6..8].copy_from_slice(&if be { 1u16.to_be_bytes() } else { 1u16.to_le_bytes() });
+        t[2..6].copy_from_slice(&if be {
+            loc.to_be_bytes()
+        } else {
+            loc.to_le_bytes()
+        });
+        t[6..8].copy_from_slice(&if be {
+            1u16.to_be_bytes()
+        } else {
+            1u16.to_le_bytes()
+        });
     }
 
     let root = &mut img[ROOT_SECTOR * SECTOR..(ROOT_SECTOR + 1) * SECTOR];
-    let mut at = dir_record(&mut root[0..], ROOT_SECTOR as u32, SECTOR as u32, true, &[0]);
-    at += dir_record(&mut root[at..], ROOT_SECTOR as u32, SECTOR as u32, true, &[1]);
+    let mut at = dir_record(
+        &mut root[0..],
+        ROOT_SECTOR as u32,
+        SECTOR as u32,
+        true,
+        &[0],
+    );
+    at += dir_record(
+        &mut root[at..],
+        ROOT_SECTOR as u32,
+        SECTOR as u32,
+        true,
+        &[1],
+    );
     let id = format!("{};1", name.to_ascii_uppercase());
     dir_record(
         &mut root[at..],
@@ -113,7 +147,10 @@ mod tests {
         let file_rec = &root[34 + 34..];
         assert_eq!(&file_rec[33..45], b"CONTEXT.SH;1");
         assert_eq!(u32::from_le_bytes(file_rec[10..14].try_into().unwrap()), 21);
-        assert_eq!(&img[FILE_SECTOR * SECTOR..FILE_SECTOR * SECTOR + 4], b"EC2_");
+        assert_eq!(
+            &img[FILE_SECTOR * SECTOR..FILE_SECTOR * SECTOR + 4],
+            b"EC2_"
+        );
     }
 
     #[test]
@@ -121,6 +158,9 @@ mod tests {
         let content = vec![b'x'; 5000];
         let img = context_iso("CONTEXT.SH", &content);
         assert_eq!(img.len(), (FILE_SECTOR + 3) * SECTOR);
-        assert_eq!(&img[FILE_SECTOR * SECTOR..FILE_SECTOR * SECTOR + 5000], &content[..]);
+        assert_eq!(
+            &img[FILE_SECTOR * SECTOR..FILE_SECTOR * SECTOR + 5000],
+            &content[..]
+        );
     }
 }

@@ -36,7 +36,10 @@ mod tests {
     use super::*;
 
     fn vals(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -57,6 +60,9 @@ mod tests {
 
     #[test]
     fn default_may_contain_colons() {
-        assert_eq!(expand_user_data("${url:http://x:80/}", &vals(&[])), "http://x:80/");
+        assert_eq!(
+            expand_user_data("${url:http://x:80/}", &vals(&[])),
+            "http://x:80/"
+        );
     }
 }

@@ -59,6 +59,8 @@ mod tests {
     fn flags_are_matched_as_whole_words() {
         assert!(cpu_has_hw_virt("flags\t\t: fpu vme vmx sse\n"));
         assert!(cpu_has_hw_virt("flags : svm\n"));
-        assert!(!cpu_has_hw_virt("flags : fpu vmxx hypervisor\nmodel name : svm\n"));
+        assert!(!cpu_has_hw_virt(
+            "flags : fpu vmxx hypervisor\nmodel name : svm\n"
+        ));
     }
 }

@@ -31,23 +31,37 @@ pub struct ArgsEnv<'a> {
 pub fn qemu_args(spec: &VmSpec, env: &ArgsEnv<'_>, incoming: bool) -> Vec<String> {
     let mut a: Vec<String> = Vec::new();
     let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
-    push(&["-name", &format!("guest={},process=cvm-{}", spec.name, spec.name)]);
+    push(&[
+        "-name",
+        &format!("guest={},process=cvm-{}", spec.name, spec.name),
+    ]);
     push(&["-machine", "pc", "-accel", env.accel]);
     if env.accel == "kvm" || env.accel == "hvf" {
         push(&["-cpu", "host"]);
     }
-    push(&["-m", &spec.memory_mb.to_string(), "-smp", &spec.cpus.to_string()]);
+    push(&[
+        "-m",
+        &spec.memory_mb.to_string(),
+        "-smp",
+        &spec.cpus.to_string(),
+    ]);
     push(&["-nodefaults", "-no-user-config", "-display", "none"]);
     push(&["-serial", &format!("file:{SERIAL_LOG}")]);
     push(&["-qmp", &format!("unix:{QMP_SOCKET},server=on,wait=off")]);
     if spec.context.is_some() {
-        push(&["-fw_cfg", &format!("name={FW_CFG_CONTEXT},file={CONTEXT_TXT}")]);
+        push(&[
+            "-fw_cfg",
+            &format!("name={FW_CFG_CONTEXT},file={CONTEXT_TXT}"),
+        ]);
     }
     match &spec.medium {
         BootMedium::Iso(iso) => {
             push(&[
                 "-drive",
-                &format!("id=boot,if=none,media=cdrom,readonly=on,file={}", opt_path(iso)),
+                &format!(
+                    "id=boot,if=none,media=cdrom,readonly=on,file={}",
+                    opt_path(iso)
+                ),
                 "-device",
                 "ide-cd,drive=boot,bus=ide.0,bootindex=0",
             ]);
@@ -79,7 +93,12 @@ pub fn qemu_args(spec: &VmSpec, env: &ArgsEnv<'_>, incoming: bool) -> Vec<String
     if let Some(port) = spec.api_guest_port {
         netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:0-:{port}"));
     }
-    push(&["-netdev", &netdev, "-device", "virtio-net-pci,netdev=n0,romfile="]);
+    push(&[
+        "-netdev",
+        &netdev,
+        "-device",
+        "virtio-net-pci,netdev=n0,romfile=",
+    ]);
     push(&["-device", "pvpanic"]);
     if incoming {
         push(&["-incoming", "defer"]);

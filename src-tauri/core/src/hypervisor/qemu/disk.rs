@@ -52,11 +52,7 @@ pub async fn create_blank(qemu_img: &Path, target: &Path, size_mb: u32) -> Resul
 async fn base_format(qemu_img: &Path, base: &Path) -> Result<String, HvError> {
     let out = run(
         qemu_img,
-        &[
-            "info".as_ref(),
-            "--output=json".as_ref(),
-            base.as_os_str(),
-        ],
+        &["info".as_ref(), "--output=json".as_ref(), base.as_os_str()],
         "inspect the base image",
     )
     .await?;

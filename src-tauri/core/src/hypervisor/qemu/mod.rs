@@ -62,7 +62,9 @@ impl QemuHypervisor {
         let version_text = parse_version(&text).ok_or_else(|| {
             HvError::Unavailable(format!("cannot read the QEMU version from {text:?}"))
         })?;
-        let mut parts = version_text.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        let mut parts = version_text
+            .split('.')
+            .map(|p| p.parse::<u32>().unwrap_or(0));
         let version = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
         let accel = detect_accelerator();
         let cap = CapMethod::detect();
@@ -100,7 +102,9 @@ impl Hypervisor for QemuHypervisor {
 
     async fn create(&self, spec: &VmSpec) -> Result<Box<dyn Vm>, HvError> {
         validate_spec(spec, self.env.host)?;
-        Ok(Box::new(QemuVm::create(self.env.clone(), spec.clone()).await?))
+        Ok(Box::new(
+            QemuVm::create(self.env.clone(), spec.clone()).await?,
+        ))
     }
 
     async fn reattach(&self, spec: &VmSpec, handle: &VmHandle) -> Result<Box<dyn Vm>, HvError> {

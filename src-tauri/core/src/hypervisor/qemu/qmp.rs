@@ -72,7 +72,9 @@ impl QmpClient {
             .map_err(|_| QmpError::Timeout("greeting".into()))??
             .ok_or(QmpError::Closed)?;
         if greeting.get("QMP").is_none() {
-            return Err(QmpError::Protocol(format!("unexpected greeting {greeting}")));
+            return Err(QmpError::Protocol(format!(
+                "unexpected greeting {greeting}"
+            )));
         }
         let pending: Pending = Arc::default();
         let (events, _) = broadcast::channel(256);
@@ -94,7 +96,11 @@ impl QmpClient {
     }
 
     /// Runs `command` with optional `arguments` and returns its `return` value.
-    pub async fn execute(&self, command: &str, arguments: Option<Value>) -> Result<Value, QmpError> {
+    pub async fn execute(
+        &self,
+        command: &str,
+        arguments: Option<Value>,
+    ) -> Result<Value, QmpError> {
         self.execute_timeout(command, arguments, COMMAND_TIMEOUT)
             .await
     }
@@ -161,22 +167,17 @@ async fn read_loop(
     pending: Pending,
     events: broadcast::Sender<QmpEvent>,
 ) {
-    loop {
-        match read_json_line(&mut lines).await {
-            Ok(Some(v)) => {
-                if let Some(name) = v.get("event").and_then(Value::as_str) {
-                    let data = v.get("data").cloned().unwrap_or(Value::Null);
-                    let _ = events.send(QmpEvent::Event {
-                        name: name.to_string(),
-                        data,
-                    });
-                } else if let Some(id) = v.get("id").and_then(Value::as_u64) {
-                    if let Some(tx) = pending.lock().expect("pending map").remove(&id) {
-                        let _ = tx.send(v);
-                    }
-                }
+    while let Ok(Some(v)) = read_json_line(&mut lines).await {
+        if let Some(name) = v.get("event").and_then(Value::as_str) {
+            let data = v.get("data").cloned().unwrap_or(Value::Null);
+            let _ = events.send(QmpEvent::Event {
+                name: name.to_string(),
+                data,
+            });
+        } else if let Some(id) = v.get("id").and_then(Value::as_u64) {
+            if let Some(tx) = pending.lock().expect("pending map").remove(&id) {
+                let _ = tx.send(v);
             }
-            Ok(None) | Err(_) => break,
         }
     }
     pending.lock().expect("pending map").clear();

@@ -85,14 +85,15 @@ impl QemuVm {
     ) -> Result<Self, HvError> {
         let mut vm = Self::new(env, spec);
         if let Some(cap) = handle.data["cap"].as_u64() {
-            vm.cap.store(cap::clamp_cap(cap.min(100) as u8), Ordering::SeqCst);
+            vm.cap
+                .store(cap::clamp_cap(cap.min(100) as u8), Ordering::SeqCst);
         }
-        let pid = handle.data["pid"].as_u64().and_then(|p| u32::try_from(p).ok());
+        let pid = handle.data["pid"]
+            .as_u64()
+            .and_then(|p| u32::try_from(p).ok());
         let sock = vm.path(args::QMP_SOCKET);
         let cgroup = cgroup_from_handle(&vm.env.cap, &handle.data);
-        let ours = pid.filter(|&p| {
-            process::alive(p) && process::runs_in(p, &vm.spec.dir)
-        });
+        let ours = pid.filter(|&p| process::alive(p) && process::runs_in(p, &vm.spec.dir));
         match ours {
             Some(pid) => {
                 let qmp = connect_qmp(&sock, pid).await?;
@@ -189,8 +190,12 @@ impl QemuVm {
         let qmp = Arc::new(qmp);
         let cgroup = match (cgroup, &self.env.cap) {
             (Some(g), _) => Some(g),
-            (None, CapMethod::CgroupV1 { parent }) => Some(new_cgroup(parent, &self.spec.name, false)?),
-            (None, CapMethod::CgroupV2 { parent }) => Some(new_cgroup(parent, &self.spec.name, true)?),
+            (None, CapMethod::CgroupV1 { parent }) => {
+                Some(new_cgroup(parent, &self.spec.name, false)?)
+            }
+            (None, CapMethod::CgroupV2 { parent }) => {
+                Some(new_cgroup(parent, &self.spec.name, true)?)
+            }
             _ => None,
         };
         if let Some(g) = &cgroup {
@@ -413,16 +418,19 @@ impl QemuVm {
         };
         Ok(match status.as_str() {
             "running" => VmState::Running,
-            "paused" if self.shared.duty_active() && !self.shared.user_paused() => {
-                VmState::Running
-            }
+            "paused" if self.shared.duty_active() && !self.shared.user_paused() => VmState::Running,
             "shutdown" => VmState::PoweredOff,
             // paused, suspended, guest-panicked, io-error, internal-error, inmigrate, postmigrate, ...
             _ => VmState::Paused,
         })
     }
 
-    fn require(&self, action: &'static str, state: VmState, allowed: &[VmState]) -> Result<(), HvError> {
+    fn require(
+        &self,
+        action: &'static str,
+        state: VmState,
+        allowed: &[VmState],
+    ) -> Result<(), HvError> {
         if allowed.contains(&state) {
             Ok(())
         } else {
@@ -553,7 +561,11 @@ impl Vm for QemuVm {
             self.drop_proc();
             Ok(())
         } else {
-            tracing::info!(pid, ?deadline, "guest ignored the power button; powering off");
+            tracing::info!(
+                pid,
+                ?deadline,
+                "guest ignored the power button; powering off"
+            );
             self.quit().await
         }
     }
@@ -713,7 +725,10 @@ async fn migrate_to_file(qmp: &QmpClient, uri: &str) -> Result<(), HvError> {
             Some("failed") | Some("cancelled") => {
                 return Err(HvError::Failed {
                     action: "save the VM state",
-                    detail: m["error-desc"].as_str().unwrap_or("migration failed").into(),
+                    detail: m["error-desc"]
+                        .as_str()
+                        .unwrap_or("migration failed")
+                        .into(),
                 })
             }
             _ => {}

@@ -88,6 +88,12 @@ impl QemuHypervisor {
         })
     }
 
+    /// Like `Hypervisor::create`, returning the concrete type (which also offers raw QMP access).
+    pub async fn create_qemu(&self, spec: &VmSpec) -> Result<QemuVm, HvError> {
+        validate_spec(spec, self.env.host)?;
+        QemuVm::create(self.env.clone(), spec.clone()).await
+    }
+
     /// The shared environment (binaries, accelerator, cap method).
     pub fn env(&self) -> &Arc<QemuEnv> {
         &self.env

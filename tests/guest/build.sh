@@ -33,6 +33,9 @@ if [ -f "$OUT/guest.iso.sha256" ] && [ -f "$OUT/guest.iso" ]; then echo "$OUT/gu
 
 DL="$OUTROOT/debs"
 mkdir -p "$DL" "$OUT"
+# drop builds of older kernels or older versions of this script, and debs of older kernels
+for old in "$OUTROOT"/linux-image-*; do [ "$old" = "$OUT" ] || rm -rf "$old"; done
+for old in "$DL"/linux-image-*.deb; do case "$old" in "$DL/$KPKG"_*) ;; *) rm -f "$old";; esac; done
 WORK=$(mktemp -d "$OUTROOT/.build-XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 cd "$DL"

@@ -4,6 +4,8 @@
 //!
 //! `cargo test -p webapi-core --test qemu_bench -- --ignored --nocapture`
 
+#![cfg(target_os = "linux")]
+
 mod support;
 
 use std::time::{Duration, Instant};

@@ -1,6 +1,8 @@
 //! The last-resort CPU cap, forced on: a QMP stop/cont duty cycle caps a burning real QEMU VM (TCG), and
 //! never resumes a VM the session paused.
 
+#![cfg(target_os = "linux")]
+
 mod support;
 
 use std::time::Duration;

@@ -2,6 +2,8 @@
 //! test guest), guest API with context (fw_cfg and CONTEXT.SH disk), CPU cap under a CPU burn, pause,
 //! resume, save and restore, reset, ACPI shutdown, destroy.
 
+#![cfg(target_os = "linux")]
+
 mod support;
 
 use std::time::{Duration, Instant};

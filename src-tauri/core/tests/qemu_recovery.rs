@@ -2,6 +2,8 @@
 //! started it (a daemon killed without cleanup), is found again through its handle, and reports the guest
 //! powering itself off as an event.
 
+#![cfg(target_os = "linux")]
+
 mod support;
 
 use std::time::Duration;

@@ -10,6 +10,7 @@
 pub mod cap;
 pub mod context;
 mod probe;
+#[cfg(unix)]
 pub mod qemu;
 mod select;
 pub mod validate;

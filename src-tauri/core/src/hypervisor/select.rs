@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use super::qemu::QemuHypervisor;
 use super::{HvError, Hypervisor, HypervisorChoice};
 use crate::store::DataDir;
 
@@ -13,7 +12,7 @@ pub fn select(
     data_dir: &DataDir,
 ) -> Result<Arc<dyn Hypervisor>, HvError> {
     match choice {
-        HypervisorChoice::Qemu => Ok(Arc::new(QemuHypervisor::detect()?)),
+        HypervisorChoice::Qemu => qemu_backend(),
         HypervisorChoice::Virtualbox => virtualbox_backend(data_dir).unwrap_or_else(|| {
             Err(HvError::Unavailable(
                 "the VirtualBox backend is not built into this version".into(),
@@ -25,15 +24,27 @@ pub fn select(
                 Some(Err(e)) => Some(e),
                 None => None,
             };
-            QemuHypervisor::detect()
-                .map(|q| Arc::new(q) as Arc<dyn Hypervisor>)
-                .map_err(|qemu_err| match vbox {
-                    Some(vbox_err) => HvError::Unavailable(format!(
-                        "no hypervisor works here: VirtualBox: {vbox_err}; QEMU: {qemu_err}"
-                    )),
-                    None => qemu_err,
-                })
+            qemu_backend().map_err(|qemu_err| match vbox {
+                Some(vbox_err) => HvError::Unavailable(format!(
+                    "no hypervisor works here: VirtualBox: {vbox_err}; QEMU: {qemu_err}"
+                )),
+                None => qemu_err,
+            })
         }
+    }
+}
+
+/// The QEMU backend (unix only: it talks QMP over a unix socket).
+fn qemu_backend() -> Result<Arc<dyn Hypervisor>, HvError> {
+    #[cfg(unix)]
+    {
+        Ok(Arc::new(super::qemu::QemuHypervisor::detect()?))
+    }
+    #[cfg(not(unix))]
+    {
+        Err(HvError::Unavailable(
+            "the QEMU backend needs unix sockets (not available on this OS yet)".into(),
+        ))
     }
 }
 

@@ -18,6 +18,13 @@ pub fn repo_root() -> PathBuf {
 /// The QEMU backend and the test guest ISO, or `None` (test skipped) when QEMU is missing outside CI.
 /// In CI (`CI=true`) a missing tool is a failure.
 pub fn setup() -> Option<(QemuHypervisor, PathBuf)> {
+    setup_tools_only()?;
+    let hv = QemuHypervisor::detect().expect("QEMU backend");
+    Some((hv, guest_iso().clone()))
+}
+
+/// `Some(())` when QEMU is installed; `None` (skip) when it is not and `CI` is unset; panics in CI.
+pub fn setup_tools_only() -> Option<()> {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
     if find_on_path(QEMU_BINARY).is_none() {
         assert!(
@@ -27,8 +34,7 @@ pub fn setup() -> Option<(QemuHypervisor, PathBuf)> {
         eprintln!("SKIPPED: {QEMU_BINARY} is not installed");
         return None;
     }
-    let hv = QemuHypervisor::detect().expect("QEMU backend");
-    Some((hv, guest_iso().clone()))
+    Some(())
 }
 
 /// Builds (or reuses) the test guest and returns its ISO path.

@@ -88,8 +88,9 @@ ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default
 C=/sys/firmware/qemu_fw_cfg/by_name/opt/cernvm/context/raw
 [ -r $C ] && cat $C > /www/context.txt
 # contextualisation 2: an ISO 9660 disk holding CONTEXT.SH (EC2_USER_DATA=base64) on a virtio disk
-for i in $(seq 20); do ls /dev/vd* >/dev/null 2>&1 && break; sleep 0.1; done
-sleep 0.2
+# wait only for the virtio block devices that exist (virtio device id 0x0002), not a fixed time
+NBLK=$(grep -l 0x0002 /sys/bus/virtio/devices/*/device 2>/dev/null | wc -l)
+for i in $(seq 50); do [ "$(ls -d /sys/block/vd* 2>/dev/null | wc -l)" -ge "$NBLK" ] && break; sleep 0.1; done
 for d in /dev/vd*; do
   [ -b "$d" ] || continue
   mount -t iso9660 -o ro "$d" /mnt 2>/dev/null || continue

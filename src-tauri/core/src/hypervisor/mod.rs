@@ -156,7 +156,8 @@ pub trait Hypervisor: Send + Sync + 'static {
 /// One VM. Only its session actor calls these methods.
 #[async_trait]
 pub trait Vm: Send + Sync {
-    /// What to persist to find this VM again.
+    /// What to persist to find this VM again. It changes when a process starts or stops (QEMU: pid,
+    /// cgroup, cap), so persist it again after `boot`, `save`, `set_cpu_cap` and power changes.
     fn handle(&self) -> VmHandle;
     /// Re-reads the real state from the backend.
     async fn state(&mut self) -> Result<VmState, HvError>;

@@ -19,6 +19,9 @@ pub const STATE_PART: &str = "state.bin.part";
 /// The fw_cfg name under which the guest finds the context (`/sys/firmware/qemu_fw_cfg/by_name/...`).
 pub const FW_CFG_CONTEXT: &str = "opt/cernvm/context";
 
+/// `HVF_HEADFUL` (shared/spec/protocol.md §6.2): show the VM's screen in a window.
+pub const HVF_HEADFUL: u32 = 16;
+
 /// Everything about the host that shapes the command line.
 #[derive(Debug, Clone)]
 pub struct ArgsEnv<'a> {
@@ -45,7 +48,12 @@ pub fn qemu_args(spec: &VmSpec, env: &ArgsEnv<'_>, incoming: bool) -> Vec<String
         "-smp",
         &spec.cpus.to_string(),
     ]);
-    push(&["-nodefaults", "-no-user-config", "-display", "none"]);
+    push(&["-nodefaults", "-no-user-config"]);
+    if spec.flags & HVF_HEADFUL != 0 {
+        push(&["-device", "VGA", "-display", "default"]);
+    } else {
+        push(&["-display", "none"]);
+    }
     push(&["-serial", &format!("file:{SERIAL_LOG}")]);
     push(&["-qmp", &format!("unix:{QMP_SOCKET},server=on,wait=off")]);
     if spec.context.is_some() {
@@ -146,6 +154,11 @@ mod tests {
         assert!(line.contains("-accel tcg -m 256 -smp 2") || line.contains("-m 256 -smp 2"));
         assert!(!line.contains("-cpu host"));
         assert!(!line.contains("-incoming"));
+        assert!(line.contains("-display none") && !line.contains("VGA"));
+        let mut headful = spec(BootMedium::Iso("/i.iso".into()));
+        headful.flags = HVF_HEADFUL;
+        let line = qemu_args(&headful, &env, false).join(" ");
+        assert!(line.contains("-device VGA -display default"));
     }
 
     #[test]

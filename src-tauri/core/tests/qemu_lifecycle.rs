@@ -44,6 +44,18 @@ async fn qemu_vm_lifecycle_through_the_vm_trait() {
     );
     let pid = handle_pid(&vm.handle());
     let _guard = KillOnDrop(pid);
+    let cgroup_of = |h: &webapi_core::hypervisor::VmHandle| {
+        h.data["cgroup"]["dir"]
+            .as_str()
+            .map(std::path::PathBuf::from)
+    };
+    let first_cgroup = cgroup_of(&vm.handle());
+    if info.cap_method.starts_with("cgroup") {
+        assert!(
+            first_cgroup.as_ref().is_some_and(|d| d.is_dir()),
+            "no cgroup for QEMU"
+        );
+    }
 
     // CPU cap: a burning guest capped at 25 % stays well below its uncapped ~80 %
     get(api, "/cgi-bin/burn?seconds=12").await.expect("burn");
@@ -99,6 +111,9 @@ async fn qemu_vm_lifecycle_through_the_vm_trait() {
     assert!(spec.dir.join("state.bin").is_file());
     assert!(!alive(pid), "QEMU still runs after save");
     assert!(vm.api_endpoint().is_none());
+    if let Some(dir) = &first_cgroup {
+        assert!(!dir.exists(), "cgroup {} left after save", dir.display());
+    }
     vm.boot().await.expect("restore");
     assert_eq!(vm.state().await.unwrap(), VmState::Running);
     assert!(!spec.dir.join("state.bin").exists(), "used state file kept");
@@ -125,6 +140,7 @@ async fn qemu_vm_lifecycle_through_the_vm_trait() {
 
     // ACPI shutdown: the guest's acpid powers it off
     let pid = handle_pid(&vm.handle());
+    let last_cgroup = cgroup_of(&vm.handle());
     vm.shutdown(Duration::from_secs(60))
         .await
         .expect("shutdown");
@@ -139,6 +155,9 @@ async fn qemu_vm_lifecycle_through_the_vm_trait() {
     // destroy: folder and process gone, the cached base image untouched
     vm.destroy().await.expect("destroy");
     assert!(!spec.dir.exists(), "VM folder left behind");
+    if let Some(dir) = &last_cgroup {
+        assert!(!dir.exists(), "cgroup {} left after destroy", dir.display());
+    }
     assert_eq!(
         std::fs::read(&iso).unwrap(),
         iso_sha_before,

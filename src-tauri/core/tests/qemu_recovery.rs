@@ -42,6 +42,14 @@ async fn reattach_after_daemon_death_and_guest_poweroff_event() {
     vm.pause().await.expect("pause after reattach");
     vm.resume().await.expect("resume after reattach");
 
+    let cgroup = vm.handle().data["cgroup"]["dir"]
+        .as_str()
+        .map(std::path::PathBuf::from);
+    assert_eq!(
+        cgroup,
+        handle.data["cgroup"]["dir"].as_str().map(Into::into)
+    );
+
     // the guest powers itself off → StateChanged(PoweredOff)
     let mut events = vm.events();
     get(api, "/cgi-bin/poweroff")
@@ -60,6 +68,13 @@ async fn reattach_after_daemon_death_and_guest_poweroff_event() {
     assert_eq!(ev, VmState::PoweredOff);
     assert_eq!(vm.state().await.unwrap(), VmState::PoweredOff);
     assert!(!alive(pid));
+    if let Some(dir) = &cgroup {
+        assert!(
+            !dir.exists(),
+            "cgroup {} left after power-off",
+            dir.display()
+        );
+    }
 
     // a dead VM re-attaches as powered off
     let vm2 = hv.reattach(&spec, &handle).await.expect("reattach dead");

@@ -43,12 +43,20 @@ impl CgroupGroup {
         }
     }
 
-    /// Removes the group (it must be empty: the process has exited). Missing is fine.
+    /// Removes the group. It must be empty: an exited process may linger a moment until it is reaped,
+    /// so "busy" is retried for up to a second. Missing is fine.
     pub fn remove(&self) -> std::io::Result<()> {
-        match fs::remove_dir(&self.dir) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            other => other,
+        for _ in 0..100 {
+            match fs::remove_dir(&self.dir) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::ResourceBusy => {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                Err(e) => return Err(e),
+            }
         }
+        fs::remove_dir(&self.dir)
     }
 }
 

@@ -174,7 +174,9 @@ impl QemuVm {
     fn drop_proc(&mut self) {
         if let Some(p) = self.proc.take() {
             if let Some(g) = &p.cgroup {
-                let _ = g.remove();
+                if let Err(e) = g.remove() {
+                    tracing::warn!(cgroup = %g.dir.display(), "cannot remove the VM's cgroup: {e}");
+                }
             }
         }
         let _ = std::fs::remove_file(self.path(args::QMP_SOCKET));
@@ -191,10 +193,10 @@ impl QemuVm {
         let cgroup = match (cgroup, &self.env.cap) {
             (Some(g), _) => Some(g),
             (None, CapMethod::CgroupV1 { parent }) => {
-                Some(new_cgroup(parent, &self.spec.name, false)?)
+                Some(new_cgroup(parent, &self.spec.name, pid, false)?)
             }
             (None, CapMethod::CgroupV2 { parent }) => {
-                Some(new_cgroup(parent, &self.spec.name, true)?)
+                Some(new_cgroup(parent, &self.spec.name, pid, true)?)
             }
             _ => None,
         };
@@ -599,7 +601,10 @@ impl Vm for QemuVm {
     }
 
     fn api_endpoint(&self) -> Option<SocketAddr> {
-        self.proc.as_ref().and_then(|p| p.api)
+        self.proc
+            .as_ref()
+            .filter(|p| p.qmp.is_open())
+            .and_then(|p| p.api)
     }
 
     fn events(&self) -> broadcast::Receiver<VmEvent> {
@@ -635,10 +640,13 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-fn new_cgroup(parent: &Path, name: &str, v2: bool) -> Result<CgroupGroup, HvError> {
-    CgroupGroup::create(parent, &format!("cvmwebapi-{name}"), v2).map_err(|source| HvError::Io {
-        action: "create the VM's cgroup",
-        source,
+/// The VM's cgroup, named by VM and pid so two daemons (or test runs) never share one.
+fn new_cgroup(parent: &Path, name: &str, pid: u32, v2: bool) -> Result<CgroupGroup, HvError> {
+    CgroupGroup::create(parent, &format!("cvmwebapi-{name}-{pid}"), v2).map_err(|source| {
+        HvError::Io {
+            action: "create the VM's cgroup",
+            source,
+        }
     })
 }
 

@@ -114,6 +114,14 @@ async fn qemu_vm_lifecycle_through_the_vm_trait() {
     if let Some(dir) = &first_cgroup {
         assert!(!dir.exists(), "cgroup {} left after save", dir.display());
     }
+    // a daemon restarted while the VM is saved finds it saved
+    let saved_handle = vm.handle();
+    drop(vm);
+    let mut vm = hv
+        .reattach(&spec, &saved_handle)
+        .await
+        .expect("reattach saved");
+    assert_eq!(vm.state().await.unwrap(), VmState::Saved);
     vm.boot().await.expect("restore");
     assert_eq!(vm.state().await.unwrap(), VmState::Running);
     assert!(!spec.dir.join("state.bin").exists(), "used state file kept");

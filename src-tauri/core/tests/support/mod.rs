@@ -51,6 +51,16 @@ pub fn guest_iso() -> &'static PathBuf {
         let path = String::from_utf8(out.stdout).unwrap();
         let iso = PathBuf::from(path.lines().last().expect("ISO path").trim());
         assert!(iso.is_file(), "{} missing", iso.display());
+        // the image ships with its SHA-256, as a VMCP's diskChecksum: it must match
+        let sums =
+            std::fs::read_to_string(iso.with_extension("iso.sha256")).expect("guest.iso.sha256");
+        let want = sums.split_whitespace().next().expect("checksum");
+        let got = ring::digest::digest(&ring::digest::SHA256, &std::fs::read(&iso).unwrap());
+        assert_eq!(
+            hex::encode(got.as_ref()),
+            want,
+            "guest.iso does not match its .sha256"
+        );
         iso.canonicalize().unwrap()
     })
 }

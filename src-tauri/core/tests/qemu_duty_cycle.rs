@@ -48,6 +48,19 @@ async fn qmp_duty_cycle_caps_cpu_and_respects_pause() {
         "paused guest answered"
     );
     vm.resume().await.expect("resume");
+
+    // save and restore with the duty cycle on: the cap survives, the restored guest runs
+    let before = wait_api(api).await;
+    vm.save().await.expect("save under duty cycle");
+    assert_eq!(vm.state().await.unwrap(), VmState::Saved);
+    vm.boot().await.expect("restore under duty cycle");
+    let pid = handle_pid(&vm.handle());
+    let _guard2 = KillOnDrop(pid);
+    assert_eq!(vm.handle().data["cap"], 25);
+    let api = vm.api_endpoint().expect("api after restore");
+    let after = wait_api(api).await;
+    assert_eq!(after.boot_id, before.boot_id, "restore rebooted the guest");
+    assert_eq!(vm.state().await.unwrap(), VmState::Running);
     vm.set_cpu_cap(100).await.expect("uncap");
     wait_api(api).await;
     assert_eq!(vm.state().await.unwrap(), VmState::Running);

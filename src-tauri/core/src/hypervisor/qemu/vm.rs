@@ -100,6 +100,7 @@ impl QemuVm {
                 let status = query_status(&qmp).await?;
                 vm.shared.set_user_paused(status == "paused");
                 vm.adopt(pid, qmp, cgroup).await?;
+                vm.apply_cap().await?;
                 tracing::info!(name = %vm.spec.name, pid, status, "re-attached to running QEMU");
             }
             None => {
@@ -182,7 +183,8 @@ impl QemuVm {
         let _ = std::fs::remove_file(self.path(args::QMP_SOCKET));
     }
 
-    /// Wires up a QEMU process: cgroup, cap, event monitor, duty cycle, API address.
+    /// Wires up a QEMU process: cgroup, event monitor, API address. The caller applies the cap next
+    /// (after a restore has finished, so the duty cycle never races the incoming migration).
     async fn adopt(
         &mut self,
         pid: u32,
@@ -226,7 +228,7 @@ impl QemuVm {
             duty: None,
             cgroup,
         });
-        self.apply_cap().await
+        Ok(())
     }
 
     /// Applies the current cap to the running process by the host's method.
@@ -326,6 +328,10 @@ impl QemuVm {
                 self.kill_now().await;
                 return Err(with_log(e, &log));
             }
+        }
+        if let Err(e) = self.apply_cap().await {
+            self.kill_now().await;
+            return Err(e);
         }
         Ok(())
     }

@@ -91,6 +91,7 @@ impl QemuHypervisor {
     /// Like `Hypervisor::create`, returning the concrete type (which also offers raw QMP access).
     pub async fn create_qemu(&self, spec: &VmSpec) -> Result<QemuVm, HvError> {
         validate_spec(spec, self.env.host)?;
+        check_socket_path(spec)?;
         QemuVm::create(self.env.clone(), spec.clone()).await
     }
 
@@ -115,6 +116,7 @@ impl Hypervisor for QemuHypervisor {
 
     async fn reattach(&self, spec: &VmSpec, handle: &VmHandle) -> Result<Box<dyn Vm>, HvError> {
         validate_spec(spec, self.env.host)?;
+        check_socket_path(spec)?;
         if handle.backend != "qemu" {
             return Err(HvError::InvalidSpec(format!(
                 "handle of backend {:?} given to qemu",
@@ -125,6 +127,18 @@ impl Hypervisor for QemuHypervisor {
             QemuVm::reattach(self.env.clone(), spec.clone(), handle).await?,
         ))
     }
+}
+
+/// The QMP socket's path must fit a unix socket address (108 bytes with the terminating NUL).
+fn check_socket_path(spec: &VmSpec) -> Result<(), HvError> {
+    let len = spec.dir.join(args::QMP_SOCKET).as_os_str().len();
+    if len > 107 {
+        return Err(HvError::InvalidSpec(format!(
+            "VM folder {} is too long for its QMP socket ({len} > 107 bytes)",
+            spec.dir.display()
+        )));
+    }
+    Ok(())
 }
 
 /// "QEMU emulator version 10.0.2 (Debian ...)" → "10.0.2".
@@ -160,6 +174,25 @@ fn is_executable(p: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_folders_are_refused_for_the_socket() {
+        let mut spec = VmSpec {
+            name: "a".into(),
+            dir: "/short/a".into(),
+            cpus: 1,
+            memory_mb: 64,
+            disk_mb: 0,
+            medium: crate::hypervisor::BootMedium::Iso("/x.iso".into()),
+            context: None,
+            api_guest_port: None,
+            execution_cap: 100,
+            flags: 0,
+        };
+        check_socket_path(&spec).unwrap();
+        spec.dir = format!("/{}", "d".repeat(100)).into();
+        assert!(check_socket_path(&spec).is_err());
+    }
 
     #[test]
     fn version_is_read_from_the_banner() {

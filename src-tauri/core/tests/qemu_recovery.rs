@@ -18,6 +18,9 @@ async fn reattach_after_daemon_death_and_guest_poweroff_event() {
     let spec = spec(tmp.path(), "again", BootMedium::Iso(iso), "ctx-recovery");
 
     let mut vm = hv.create(&spec).await.expect("create");
+    // a session may persist only the handle it got at creation (no pid yet): that must be enough
+    let created_handle = vm.handle();
+    assert!(created_handle.data["pid"].is_null());
     vm.boot().await.expect("boot");
     let api = vm.api_endpoint().expect("api");
     let first = wait_api(api).await;
@@ -34,7 +37,7 @@ async fn reattach_after_daemon_death_and_guest_poweroff_event() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(alive(pid), "QEMU died with its Vm object");
 
-    let mut vm = hv.reattach(&spec, &handle).await.expect("reattach");
+    let mut vm = hv.reattach(&spec, &created_handle).await.expect("reattach");
     assert_eq!(vm.state().await.unwrap(), VmState::Running);
     assert_eq!(vm.api_endpoint(), Some(api));
     assert_eq!(handle_pid(&vm.handle()), pid);

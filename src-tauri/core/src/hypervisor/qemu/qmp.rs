@@ -59,12 +59,18 @@ pub struct QmpClient {
     next_id: AtomicU64,
     events: broadcast::Sender<QmpEvent>,
     reader: JoinHandle<()>,
+    peer_pid: Option<u32>,
 }
 
 impl QmpClient {
     /// Connects to `path`, reads the greeting and negotiates capabilities.
     pub async fn connect(path: &Path) -> Result<Self, QmpError> {
         let stream = UnixStream::connect(path).await.map_err(QmpError::Connect)?;
+        let peer_pid = stream
+            .peer_cred()
+            .ok()
+            .and_then(|c| c.pid())
+            .and_then(|p| u32::try_from(p).ok());
         let (read, writer) = stream.into_split();
         let mut lines = BufReader::new(read);
         let greeting = tokio::time::timeout(COMMAND_TIMEOUT, read_json_line(&mut lines))
@@ -85,6 +91,7 @@ impl QmpClient {
             next_id: AtomicU64::new(1),
             events,
             reader,
+            peer_pid,
         };
         client.execute("qmp_capabilities", None).await?;
         Ok(client)
@@ -148,6 +155,11 @@ impl QmpClient {
             });
         }
         Ok(reply.get("return").cloned().unwrap_or(Value::Null))
+    }
+
+    /// The pid of the process on the other end (QEMU), where the OS tells it.
+    pub fn peer_pid(&self) -> Option<u32> {
+        self.peer_pid
     }
 
     /// Is the connection still open?
@@ -253,6 +265,7 @@ mod tests {
             }
         };
         let mut ev = c.subscribe();
+        assert_eq!(c.peer_pid(), Some(child.id()));
         let status = c.execute("query-status", None).await.unwrap();
         assert!(status["status"].is_string(), "{status}");
         match c.execute("no-such-command", None).await {

@@ -88,15 +88,13 @@ impl QemuVm {
             vm.cap
                 .store(cap::clamp_cap(cap.min(100) as u8), Ordering::SeqCst);
         }
-        let pid = handle.data["pid"]
+        let pid_hint = handle.data["pid"]
             .as_u64()
             .and_then(|p| u32::try_from(p).ok());
         let sock = vm.path(args::QMP_SOCKET);
         let cgroup = cgroup_from_handle(&vm.env.cap, &handle.data);
-        let ours = pid.filter(|&p| process::alive(p) && process::runs_in(p, &vm.spec.dir));
-        match ours {
-            Some(pid) => {
-                let qmp = connect_qmp(&sock, pid).await?;
+        match find_running(&sock, pid_hint, &vm.spec.dir).await? {
+            Some((pid, qmp)) => {
                 let status = query_status(&qmp).await?;
                 vm.shared.set_user_paused(status == "paused");
                 vm.adopt(pid, qmp, cgroup).await?;
@@ -672,6 +670,40 @@ fn cgroup_from_handle(method: &CapMethod, data: &Value) -> Option<CgroupGroup> {
         dir,
         v2: g["v2"].as_bool().unwrap_or(false),
     })
+}
+
+/// Finds the VM's running QEMU: through its QMP socket (the peer's pid tells which process it is, so a
+/// handle saved before the first boot is enough), or by the pid of the handle. `Ok(None)`: not running.
+/// A QEMU that runs in the folder but does not answer QMP is an error, never "gone" (no orphans).
+async fn find_running(
+    sock: &Path,
+    pid_hint: Option<u32>,
+    dir: &Path,
+) -> Result<Option<(u32, QmpClient)>, HvError> {
+    let ours = |p: u32| process::alive(p) && process::runs_in(p, dir);
+    if sock.exists() {
+        if let Ok(Ok(qmp)) =
+            tokio::time::timeout(Duration::from_secs(5), QmpClient::connect(sock)).await
+        {
+            return match qmp.peer_pid().or(pid_hint) {
+                Some(pid) if ours(pid) => Ok(Some((pid, qmp))),
+                other => Err(HvError::Failed {
+                    action: "re-attach",
+                    detail: format!(
+                        "the QMP socket {} belongs to process {other:?}, not to this VM",
+                        sock.display()
+                    ),
+                }),
+            };
+        }
+    }
+    match pid_hint.filter(|&p| ours(p)) {
+        Some(pid) => Err(HvError::Failed {
+            action: "re-attach",
+            detail: format!("QEMU (pid {pid}) runs but its QMP socket does not answer"),
+        }),
+        None => Ok(None),
+    }
 }
 
 /// Connects to QEMU's QMP socket, retrying while the process starts up.

@@ -284,6 +284,8 @@ impl QemuVm {
         let state = self.path(args::STATE);
         let incoming = state.exists();
         let _ = std::fs::remove_file(self.path(args::QMP_SOCKET));
+        // an unfinished save (daemon died mid-way) is not a valid state
+        let _ = std::fs::remove_file(self.path(args::STATE_PART));
         let has_disk = self.path(args::DISK).exists();
         let argv = qemu_args(
             &self.spec,

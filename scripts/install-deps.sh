@@ -23,7 +23,8 @@ build_pkgs=(build-essential pkg-config libwebkit2gtk-4.1-dev libdbus-1-dev libay
 run_pkgs=(xdg-utils)
 test_pkgs=(xvfb xauth dbus-daemon dbus-x11 dunst libnotify-bin openbox wmctrl xdotool libglib2.0-bin bc
            haskell-gtk-sni-tray-utils imagemagick x11-utils fonts-dejavu-core
-           chromium chromium-driver busybox-static cpio gzip kmod python3 iproute2 procps)
+           chromium chromium-driver busybox-static cpio gzip kmod python3 iproute2 procps
+           isolinux syslinux-common xorriso binutils)
 test_pkgs+=(genisoimage) # isoinfo: reads back the VirtualBox backend's context ISO in its tests
 
 pkgs=("${build_pkgs[@]}" "${run_pkgs[@]}")
@@ -48,6 +49,10 @@ if [ "$what" != build ] && ! command -v qemu-system-x86_64 >/dev/null; then
     [ "$updated" = 1 ] || apt_update
     apt_install qemu-system-x86 qemu-utils
   fi
+fi
+# qemu-img (qemu-utils) makes the per-VM overlay and scratch disks.
+if [ "$what" != build ] && ! command -v qemu-img >/dev/null; then
+  apt_install -t bookworm-backports qemu-utils || apt_install qemu-utils
 fi
 # The guest kernel for the test VM comes from Debian's linux-image package, unpacked by tests/guest/build.sh.
 echo "install-deps: ok ($what)"

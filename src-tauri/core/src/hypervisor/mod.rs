@@ -3,6 +3,22 @@
 //! caller of its methods, so backends need no locking around one VM's operations.
 //!
 //! This is the contract between `session` and the backends; extend it additively.
+//!
+//! Entry points: [`select`] picks a backend, [`probe_api`] checks the guest API behind `apiURL`,
+//! [`expand_user_data`] expands a VMCP `userData` template into `VmSpec::context`.
+
+pub mod cap;
+pub mod context;
+mod probe;
+#[cfg(unix)]
+pub mod qemu;
+mod select;
+pub mod validate;
+
+pub use context::expand_user_data;
+pub use probe::{probe_api, PROBE_TIMEOUT};
+pub use select::{select, virtualbox_backend};
+pub use validate::{valid_name, validate_spec, HostLimits};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -140,7 +156,8 @@ pub trait Hypervisor: Send + Sync + 'static {
 /// One VM. Only its session actor calls these methods.
 #[async_trait]
 pub trait Vm: Send + Sync {
-    /// What to persist to find this VM again.
+    /// What to persist to find this VM again. It changes when a process starts or stops (QEMU: pid,
+    /// cgroup, cap), so persist it again after `boot`, `save`, `set_cpu_cap` and power changes.
     fn handle(&self) -> VmHandle;
     /// Re-reads the real state from the backend.
     async fn state(&mut self) -> Result<VmState, HvError>;

@@ -22,6 +22,22 @@ pub struct ServeArgs {
     /// Allow --listen on a non-loopback address. Dangerous: any host on the network could reach the API.
     #[arg(long)]
     pub allow_remote: bool,
+
+    /// Trust the domain keys in this local keystore file (`domain=base64-SPKI` lines). Repeatable.
+    #[arg(long = "keystore", value_name = "FILE")]
+    pub keystore: Vec<PathBuf>,
+
+    /// Use the signed keystore published at this https URL (its signature at URL.sig).
+    #[arg(long, value_name = "URL")]
+    pub keystore_url: Option<String>,
+
+    /// Accept signed keystores signed by this key (a `.pub` file: one-line base64 SPKI). Repeatable.
+    #[arg(long = "keystore-root", value_name = "FILE")]
+    pub keystore_root: Vec<PathBuf>,
+
+    /// Also trust this CA certificate (PEM) for VMCP and keystore downloads. Repeatable.
+    #[arg(long = "ca-cert", value_name = "FILE")]
+    pub ca_cert: Vec<PathBuf>,
 }
 
 /// Validated daemon configuration.
@@ -75,6 +91,10 @@ mod tests {
             listen: listen.into(),
             data_dir: Some("/nonexistent".into()),
             allow_remote,
+            keystore: Vec::new(),
+            keystore_url: None,
+            keystore_root: Vec::new(),
+            ca_cert: Vec::new(),
         }
     }
 

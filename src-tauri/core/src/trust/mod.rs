@@ -9,6 +9,7 @@
 //!   commands of `cvmwebapi` (keygen, vmcp sign, keystore sign/verify).
 
 pub mod canonical;
+pub mod cli;
 pub mod error;
 pub mod fetch;
 pub mod keys;

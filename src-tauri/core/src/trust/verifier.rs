@@ -70,6 +70,16 @@ impl TrustConfig {
     }
 }
 
+impl TrustConfig {
+    /// Loads every `--keystore` file once, so `serve` refuses to start with a bad one.
+    pub fn check_keystore_files(&self) -> Result<(), TrustError> {
+        for path in &self.keystore_files {
+            load_local_file(path)?;
+        }
+        Ok(())
+    }
+}
+
 fn parse_keystore_url(text: &str) -> Result<Url, TrustError> {
     let url = Url::parse(text)
         .map_err(|e| TrustError::usage(format!("keystore URL {text:?}: {e}")))?;

@@ -42,7 +42,8 @@ fn flatten_into(doc: &Map<String, Value>, out: &mut Flattened) -> Result<(), Str
                 }
             },
             Value::Object(inner) => {
-                out.dropped.push((key.clone(), "a nested object (flattened)"));
+                out.dropped
+                    .push((key.clone(), "a nested object (flattened)"));
                 flatten_into(inner, out)?;
                 continue;
             }
@@ -150,7 +151,9 @@ mod tests {
 
     #[test]
     fn byte_order_lowercase_and_encoding() {
-        let m = flat(r#"{"diska":"1","disk_x":"2","diskURL":"a b+c/é","diskChecksum":"~-_.","Signature":"x","signature":"y"}"#);
+        let m = flat(
+            r#"{"diska":"1","disk_x":"2","diskURL":"a b+c/é","diskChecksum":"~-_.","Signature":"x","signature":"y"}"#,
+        );
         let buf = String::from_utf8(canonical_buffer(&m, "SALT")).unwrap();
         assert_eq!(
             buf,

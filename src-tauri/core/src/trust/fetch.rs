@@ -216,19 +216,34 @@ mod tests {
     #[test]
     fn appends_with_question_mark_or_ampersand() {
         let u = |s: &str| vmcp_request_url(s, SALT, HID).unwrap().to_string();
-        assert_eq!(u("https://a.org/vmcp"), "https://a.org/vmcp?cvm_salt=S&cvm_hostid=H");
-        assert_eq!(u("https://a.org/vmcp?x=1"), "https://a.org/vmcp?x=1&cvm_salt=S&cvm_hostid=H");
-        assert_eq!(u("https://a.org/vmcp?"), "https://a.org/vmcp?cvm_salt=S&cvm_hostid=H");
+        assert_eq!(
+            u("https://a.org/vmcp"),
+            "https://a.org/vmcp?cvm_salt=S&cvm_hostid=H"
+        );
+        assert_eq!(
+            u("https://a.org/vmcp?x=1"),
+            "https://a.org/vmcp?x=1&cvm_salt=S&cvm_hostid=H"
+        );
+        assert_eq!(
+            u("https://a.org/vmcp?"),
+            "https://a.org/vmcp?cvm_salt=S&cvm_hostid=H"
+        );
         assert_eq!(
             u("https://a.org/vmcp?x=1#frag"),
             "https://a.org/vmcp?x=1&cvm_salt=S&cvm_hostid=H"
         );
-        assert_eq!(u("https://a.org/v#f?g"), "https://a.org/v?cvm_salt=S&cvm_hostid=H");
+        assert_eq!(
+            u("https://a.org/v#f?g"),
+            "https://a.org/v?cvm_salt=S&cvm_hostid=H"
+        );
     }
 
     #[test]
     fn refuses_bad_urls_and_plain_http_to_remote_hosts() {
-        assert_eq!(vmcp_request_url("not a url", SALT, HID).unwrap_err().code(), -6);
+        assert_eq!(
+            vmcp_request_url("not a url", SALT, HID).unwrap_err().code(),
+            -6
+        );
         let long = format!("https://a.org/{}", "x".repeat(MAX_URL_LEN));
         assert!(vmcp_request_url(&long, SALT, HID).is_err());
         let url = |s: &str| Url::parse(s).unwrap();

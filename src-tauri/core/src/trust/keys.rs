@@ -42,7 +42,12 @@ pub struct PublicKey {
 
 impl std::fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PublicKey({:?}, sha256:{})", self.algorithm, self.fingerprint())
+        write!(
+            f,
+            "PublicKey({:?}, sha256:{})",
+            self.algorithm,
+            self.fingerprint()
+        )
     }
 }
 
@@ -63,7 +68,9 @@ impl PublicKey {
                     .map_err(|e| format!("bad RSA public key: {e}"))?;
                 let bits = key.n().bits();
                 if !(2048..=8192).contains(&bits) {
-                    return Err(format!("RSA key has {bits} bits; 2048 to 8192 are accepted"));
+                    return Err(format!(
+                        "RSA key has {bits} bits; 2048 to 8192 are accepted"
+                    ));
                 }
                 Ok(Self {
                     algorithm: KeyAlgorithm::RsaPkcs1Sha512,
@@ -92,7 +99,9 @@ impl PublicKey {
     pub fn from_base64(text: &str) -> Result<Self, String> {
         let text = text.trim();
         if text.len() > MAX_KEY_BASE64 {
-            return Err(format!("key text is longer than {MAX_KEY_BASE64} characters"));
+            return Err(format!(
+                "key text is longer than {MAX_KEY_BASE64} characters"
+            ));
         }
         let der = base64::engine::general_purpose::STANDARD
             .decode(text)
@@ -279,7 +288,10 @@ mod tests {
         assert!(PublicKey::from_base64("AAAA").is_err());
         assert!(PublicKey::from_spki_der(&[0x30, 0x00]).is_err());
         assert!(PublicKey::ed25519(&[1u8; 31]).is_err());
-        assert!(SigningKey::from_pem("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n").is_err());
+        assert!(SigningKey::from_pem(
+            "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"
+        )
+        .is_err());
     }
 
     #[test]

@@ -81,8 +81,9 @@ fn parse_header(header: &str, out: &mut KeystoreText) -> Result<(), String> {
             out.version = Some(v);
         }
         "expires" if out.expires_unix.is_none() => {
-            let t = time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
-                .map_err(|e| format!("@expires {value:?} is not an RFC 3339 time: {e}"))?;
+            let t =
+                time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
+                    .map_err(|e| format!("@expires {value:?} is not an RFC 3339 time: {e}"))?;
             out.expires_unix = Some(t.unix_timestamp());
         }
         "version" | "expires" => return Err(format!("@{name} is given twice")),
@@ -124,8 +125,14 @@ mod tests {
 
     #[test]
     fn normalises_case_and_idna_and_refuses_non_domains() {
-        assert_eq!(normalize_domain("Example.ORG").as_deref(), Some("example.org"));
-        assert_eq!(normalize_domain("bücher.de").as_deref(), Some("xn--bcher-kva.de"));
+        assert_eq!(
+            normalize_domain("Example.ORG").as_deref(),
+            Some("example.org")
+        );
+        assert_eq!(
+            normalize_domain("bücher.de").as_deref(),
+            Some("xn--bcher-kva.de")
+        );
         assert_eq!(normalize_domain("127.0.0.1").as_deref(), Some("127.0.0.1"));
         for bad in ["", "null", "NULL", "[", "a b.org", "a/b", "x:1"] {
             assert_eq!(normalize_domain(bad), None, "{bad:?}");
@@ -150,7 +157,9 @@ mod tests {
     fn refuses_bad_lines_with_their_number() {
         let dup = format!("a.org={ED_KEY}\nA.ORG={ED_KEY}\n");
         assert!(parse_keystore(&dup).unwrap_err().contains("line 2"));
-        assert!(parse_keystore("a.org=AAAA\n").unwrap_err().contains("line 1"));
+        assert!(parse_keystore("a.org=AAAA\n")
+            .unwrap_err()
+            .contains("line 1"));
         assert!(parse_keystore(&format!("null={ED_KEY}")).is_err());
         assert!(parse_keystore("@version x").is_err());
         assert!(parse_keystore("@expires tomorrow").is_err());

@@ -23,9 +23,9 @@ pub mod verifier;
 pub mod vmcp;
 
 #[cfg(test)]
-mod testutil;
-#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod testutil;
 
 pub use canonical::FlatMap;
 pub use error::{TrustError, TrustErrorKind};

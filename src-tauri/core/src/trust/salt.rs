@@ -39,7 +39,10 @@ pub fn is_salt(s: &str) -> bool {
 /// `cvm_hostid`: lowercase hex SHA-256 of `local_id + "|" + domain`.
 pub fn host_id(local_id: &str, domain: &str) -> String {
     let input = format!("{local_id}|{domain}");
-    hex::encode(ring::digest::digest(&ring::digest::SHA256, input.as_bytes()))
+    hex::encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        input.as_bytes(),
+    ))
 }
 
 #[derive(Serialize, Deserialize)]
@@ -107,6 +110,9 @@ mod tests {
         let err = load_or_create_local_id(&path).unwrap_err();
         assert_eq!(err.code(), -6);
         assert!(err.detail().contains("malformed"), "{err}");
-        assert!(std::fs::read(&path).unwrap().ends_with(b"\"x\"}"), "the damaged file is kept");
+        assert!(
+            std::fs::read(&path).unwrap().ends_with(b"\"x\"}"),
+            "the damaged file is kept"
+        );
     }
 }

@@ -22,8 +22,8 @@ pub struct TrustSettings {
 impl TrustSettings {
     /// Reads the `"trust"` member of `settings_file`; defaults when the file or member is missing.
     pub fn load(settings_file: &Path) -> Result<Self, TrustError> {
-        let all: Option<serde_json::Value> = crate::store::read_json(settings_file)
-            .map_err(|e| TrustError::io(format!("{e:#}")))?;
+        let all: Option<serde_json::Value> =
+            crate::store::read_json(settings_file).map_err(|e| TrustError::io(format!("{e:#}")))?;
         match all.as_ref().and_then(|v| v.get("trust")) {
             None => Ok(Self::default()),
             Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
@@ -61,7 +61,10 @@ mod tests {
     fn round_trip_keeps_other_settings() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("settings.json");
-        assert_eq!(TrustSettings::load(&file).unwrap(), TrustSettings::default());
+        assert_eq!(
+            TrustSettings::load(&file).unwrap(),
+            TrustSettings::default()
+        );
         std::fs::write(&file, r#"{"idle":{"threshold":60}}"#).unwrap();
         let s = TrustSettings {
             keystores: vec!["/k.lst".into()],

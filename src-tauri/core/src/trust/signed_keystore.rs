@@ -40,7 +40,9 @@ pub fn accept(
     now_unix: i64,
 ) -> Result<AcceptedKeystore, String> {
     if roots.is_empty() {
-        return Err("no trust-root key is configured, so no signed keystore can be verified".into());
+        return Err(
+            "no trust-root key is configured, so no signed keystore can be verified".into(),
+        );
     }
     let signature = decode_signature(signature_text.trim())?;
     if !roots.iter().any(|root| root.verify(bytes, &signature)) {
@@ -48,8 +50,12 @@ pub fn accept(
     }
     let text = std::str::from_utf8(bytes).map_err(|_| "the keystore is not UTF-8 text")?;
     let parsed = parse_keystore(text)?;
-    let version = parsed.version.ok_or("the keystore has no @version header")?;
-    let expires_unix = parsed.expires_unix.ok_or("the keystore has no @expires header")?;
+    let version = parsed
+        .version
+        .ok_or("the keystore has no @version header")?;
+    let expires_unix = parsed
+        .expires_unix
+        .ok_or("the keystore has no @expires header")?;
     if now_unix >= expires_unix {
         return Err(format!(
             "the keystore expired at {} (it must be re-signed and republished)",
@@ -82,7 +88,10 @@ pub fn accept(
 pub fn format_unix(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| unix.to_string())
 }
 
@@ -121,19 +130,36 @@ impl KeystoreCache {
     }
 
     /// Loads and re-verifies the cached copy (a cache is never trusted just because it is there).
-    pub fn load(&self, roots: &[PublicKey], now_unix: i64) -> Result<Option<AcceptedKeystore>, TrustError> {
-        let (bytes, sig) = match (std::fs::read(self.list()), std::fs::read_to_string(self.sig())) {
+    pub fn load(
+        &self,
+        roots: &[PublicKey],
+        now_unix: i64,
+    ) -> Result<Option<AcceptedKeystore>, TrustError> {
+        let (bytes, sig) = match (
+            std::fs::read(self.list()),
+            std::fs::read_to_string(self.sig()),
+        ) {
             (Ok(b), Ok(s)) => (b, s),
             _ => return Ok(None),
         };
         let seen = self.highest_seen()?;
         accept(&bytes, &sig, roots, seen.as_ref(), now_unix)
             .map(Some)
-            .map_err(|e| TrustError::new(TrustErrorKind::KeystoreInvalid, format!("cached keystore: {e}")))
+            .map_err(|e| {
+                TrustError::new(
+                    TrustErrorKind::KeystoreInvalid,
+                    format!("cached keystore: {e}"),
+                )
+            })
     }
 
     /// Stores an accepted keystore and raises the highest version seen.
-    pub fn store(&self, bytes: &[u8], sig: &str, accepted: &AcceptedKeystore) -> Result<(), TrustError> {
+    pub fn store(
+        &self,
+        bytes: &[u8],
+        sig: &str,
+        accepted: &AcceptedKeystore,
+    ) -> Result<(), TrustError> {
         let io = |e: anyhow::Error| TrustError::io(format!("caching the keystore: {e:#}"));
         crate::store::write_atomic(&self.list(), bytes).map_err(io)?;
         crate::store::write_atomic(&self.sig(), sig.as_bytes()).map_err(io)?;
@@ -154,7 +180,10 @@ pub async fn fetch_and_accept(
     now_unix: i64,
 ) -> Result<AcceptedKeystore, TrustError> {
     let invalid = |d: String| TrustError::new(TrustErrorKind::KeystoreInvalid, d);
-    let bytes = fetcher.get(url).await.map_err(|e| invalid(e.detail().to_string()))?;
+    let bytes = fetcher
+        .get(url)
+        .await
+        .map_err(|e| invalid(e.detail().to_string()))?;
     if bytes.len() as u64 > MAX_KEYSTORE_BYTES {
         return Err(invalid("the keystore is too large".into()));
     }
@@ -162,7 +191,8 @@ pub async fn fetch_and_accept(
         .get(&signature_url(url))
         .await
         .map_err(|e| invalid(e.detail().to_string()))?;
-    let sig = String::from_utf8(sig_bytes).map_err(|_| invalid("the .sig file is not base64 text".into()))?;
+    let sig = String::from_utf8(sig_bytes)
+        .map_err(|_| invalid("the .sig file is not base64 text".into()))?;
     let seen = cache.highest_seen()?;
     let accepted = accept(&bytes, &sig, roots, seen.as_ref(), now_unix)
         .map_err(|e| invalid(format!("{url}: {e}")))?;

@@ -78,7 +78,10 @@ fn tampering_with_any_field_fails() {
             // Removing a field (other than the required ones) or adding one also breaks it.
             let mut doc = vector.clone();
             doc.as_object_mut().unwrap().remove(k);
-            assert!(validate_vmcp(&bytes(&doc), salt, &key).is_err(), "removed {k}");
+            assert!(
+                validate_vmcp(&bytes(&doc), salt, &key).is_err(),
+                "removed {k}"
+            );
         }
         let mut doc = vector.clone();
         doc["extra"] = json!("1");
@@ -110,7 +113,11 @@ fn renaming_a_key_by_case_fails() {
 fn stale_salt_replay_and_other_keys_fail() {
     let Some(key) = test_local_key() else { return };
     let err = validate_vmcp(&bytes(&vector1()), SALT2, &key).unwrap_err();
-    assert_eq!(err.code(), -12, "a VMCP signed for another salt is a replay");
+    assert_eq!(
+        err.code(),
+        -12,
+        "a VMCP signed for another salt is a replay"
+    );
     let mut salt = SALT1.to_string();
     salt.replace_range(0..1, "t");
     assert!(validate_vmcp(&bytes(&vector1()), &salt, &key).is_err());
@@ -126,12 +133,21 @@ fn tampered_signature_and_required_fields() {
     let Some(key) = test_local_key() else { return };
     let mut doc = vector1();
     doc["signature"] = json!(SIG1.replacen('B', "C", 1));
-    assert_eq!(validate_vmcp(&bytes(&doc), SALT1, &key).unwrap_err().code(), -12);
+    assert_eq!(
+        validate_vmcp(&bytes(&doc), SALT1, &key).unwrap_err().code(),
+        -12
+    );
     doc["signature"] = json!("not*base64");
-    assert_eq!(validate_vmcp(&bytes(&doc), SALT1, &key).unwrap_err().code(), -12);
+    assert_eq!(
+        validate_vmcp(&bytes(&doc), SALT1, &key).unwrap_err().code(),
+        -12
+    );
     doc["signature"] = json!("");
     let err = validate_vmcp(&bytes(&doc), SALT1, &key).unwrap_err();
-    assert_eq!((err.kind(), err.code()), (TrustErrorKind::EmptySignature, -99));
+    assert_eq!(
+        (err.kind(), err.code()),
+        (TrustErrorKind::EmptySignature, -99)
+    );
     for (field, kind) in [
         ("name", TrustErrorKind::MissingName),
         ("secret", TrustErrorKind::MissingSecret),
@@ -148,7 +164,10 @@ fn tampered_signature_and_required_fields() {
     let err = validate_vmcp(&bytes(&doc), SALT2, &key).unwrap_err();
     assert_eq!(err.kind(), TrustErrorKind::DiskUrlWithoutChecksum);
     assert_eq!(validate_vmcp(b"[1]", SALT1, &key).unwrap_err().code(), -5);
-    assert_eq!(validate_vmcp(b"<html>", SALT1, &key).unwrap_err().code(), -5);
+    assert_eq!(
+        validate_vmcp(b"<html>", SALT1, &key).unwrap_err().code(),
+        -5
+    );
 }
 
 fn ed25519_key() -> SigningKey {
@@ -173,14 +192,23 @@ fn signer_and_verifier_agree_and_unsupported_values_are_refused_or_dropped() {
     assert_eq!(map.len(), 4, "{map:?}");
     assert!(validate_vmcp(signed.json.as_bytes(), SALT2, &public).is_err());
     assert!(sign_vmcp(doc, "short-salt", &key, true).is_err());
-    assert!(sign_vmcp(br#"{"Signature":"x","name":"a","secret":"b"}"#, SALT1, &key, false).is_err());
+    assert!(sign_vmcp(
+        br#"{"Signature":"x","name":"a","secret":"b"}"#,
+        SALT1,
+        &key,
+        false
+    )
+    .is_err());
     assert!(sign_vmcp(r#"{"nämé":"x"}"#.as_bytes(), SALT1, &key, false).is_err());
 }
 
 const NOW: i64 = 1_900_000_000;
 
 fn signed_keystore(key: &SigningKey, version: u64, expires: &str) -> (String, String) {
-    let entry = format!("a.org={}\n", ed25519_key().public_key().unwrap().to_base64());
+    let entry = format!(
+        "a.org={}\n",
+        ed25519_key().public_key().unwrap().to_base64()
+    );
     sign_keystore(&entry, key, version, expires).unwrap()
 }
 

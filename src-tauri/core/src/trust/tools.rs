@@ -71,14 +71,15 @@ pub fn keygen(kind: NewKey, prefix: &Path) -> Result<PublicKey, TrustError> {
     };
     let signing = SigningKey::from_der("PRIVATE KEY", &pkcs8_der).map_err(TrustError::io)?;
     let public = signing.public_key().map_err(TrustError::io)?;
-    let pem = rsa::pkcs8::der::pem::encode_string(
-        "PRIVATE KEY",
-        rsa::pkcs8::LineEnding::LF,
-        &pkcs8_der,
-    )
-    .map_err(|e| TrustError::io(format!("PEM encoding failed: {e}")))?;
+    let pem =
+        rsa::pkcs8::der::pem::encode_string("PRIVATE KEY", rsa::pkcs8::LineEnding::LF, &pkcs8_der)
+            .map_err(|e| TrustError::io(format!("PEM encoding failed: {e}")))?;
     write_new_file(&key_path, pem.as_bytes(), true)?;
-    write_new_file(&pub_path, format!("{}\n", public.to_base64()).as_bytes(), false)?;
+    write_new_file(
+        &pub_path,
+        format!("{}\n", public.to_base64()).as_bytes(),
+        false,
+    )?;
     Ok(public)
 }
 
@@ -136,10 +137,14 @@ pub fn sign_vmcp(
             "the salt must be the 64-character cvm_salt of the request (a-z A-Z 0-9 -)",
         ));
     }
-    let value: Value = serde_json::from_slice(document)
-        .map_err(|e| TrustError::new(TrustErrorKind::Parse, format!("the VMCP is not JSON: {e}")))?;
+    let value: Value = serde_json::from_slice(document).map_err(|e| {
+        TrustError::new(TrustErrorKind::Parse, format!("the VMCP is not JSON: {e}"))
+    })?;
     let Value::Object(mut doc) = value else {
-        return Err(TrustError::new(TrustErrorKind::Parse, "the VMCP is not a JSON object"));
+        return Err(TrustError::new(
+            TrustErrorKind::Parse,
+            "the VMCP is not a JSON object",
+        ));
     };
     doc.remove("signature");
     if let Some(k) = doc.keys().find(|k| k.eq_ignore_ascii_case("signature")) {
@@ -157,7 +162,10 @@ pub fn sign_vmcp(
         .filter_map(|(k, v)| unsupported_reason(v).map(|r| (k.clone(), r)))
         .collect();
     if !unsupported.is_empty() && !drop_unsupported {
-        let list: Vec<String> = unsupported.iter().map(|(k, r)| format!("{k} ({r})")).collect();
+        let list: Vec<String> = unsupported
+            .iter()
+            .map(|(k, r)| format!("{k} ({r})"))
+            .collect();
         return Err(TrustError::usage(format!(
             "the daemon ignores these members, so they cannot be signed: {}; use strings or 32-bit integers (or --drop-unsupported)",
             list.join(", ")
@@ -166,9 +174,7 @@ pub fn sign_vmcp(
     for (k, _) in &unsupported {
         doc.remove(k);
     }
-    let map: FlatMap = flatten(&doc)
-        .map_err(TrustError::usage)?
-        .map;
+    let map: FlatMap = flatten(&doc).map_err(TrustError::usage)?.map;
     let signature = key
         .sign(&canonical_buffer(&map, salt))
         .map_err(TrustError::io)?;
@@ -213,7 +219,11 @@ pub fn sign_keystore(
     }
     let expires_time =
         time::OffsetDateTime::parse(expires, &time::format_description::well_known::Rfc3339)
-            .map_err(|e| TrustError::usage(format!("--expires {expires:?} is not an RFC 3339 time: {e}")))?;
+            .map_err(|e| {
+                TrustError::usage(format!(
+                    "--expires {expires:?} is not an RFC 3339 time: {e}"
+                ))
+            })?;
     let mut text = format!(
         "# CernVM WebAPI signed keystore\n@version {version}\n@expires {}\n",
         super::signed_keystore::format_unix(expires_time.unix_timestamp())
@@ -224,7 +234,10 @@ pub fn sign_keystore(
     let signature = key.sign(text.as_bytes()).map_err(TrustError::io)?;
     Ok((
         text,
-        format!("{}\n", base64::engine::general_purpose::STANDARD.encode(signature)),
+        format!(
+            "{}\n",
+            base64::engine::general_purpose::STANDARD.encode(signature)
+        ),
     ))
 }
 

@@ -81,8 +81,8 @@ impl TrustConfig {
 }
 
 fn parse_keystore_url(text: &str) -> Result<Url, TrustError> {
-    let url = Url::parse(text)
-        .map_err(|e| TrustError::usage(format!("keystore URL {text:?}: {e}")))?;
+    let url =
+        Url::parse(text).map_err(|e| TrustError::usage(format!("keystore URL {text:?}: {e}")))?;
     if url.scheme() != "https" {
         return Err(TrustError::usage(format!(
             "keystore URL {text:?} must use https"
@@ -211,7 +211,10 @@ impl Verifier {
                 .load(&verifier.inner.roots, verifier.now_unix())
             {
                 Ok(Some(accepted)) => {
-                    tracing::info!(version = accepted.version, "using the cached signed keystore");
+                    tracing::info!(
+                        version = accepted.version,
+                        "using the cached signed keystore"
+                    );
                     verifier.signed_mut().keystore = Some(accepted);
                 }
                 Ok(None) => {}
@@ -319,7 +322,12 @@ impl Verifier {
             out.insert(domain.clone(), entry(domain, key, source.clone()));
         }
         let now = self.now_unix();
-        if let Some(ks) = self.signed().keystore.as_ref().filter(|k| k.expires_unix > now) {
+        if let Some(ks) = self
+            .signed()
+            .keystore
+            .as_ref()
+            .filter(|k| k.expires_unix > now)
+        {
             for (domain, key) in &ks.text.entries {
                 out.insert(
                     domain.clone(),

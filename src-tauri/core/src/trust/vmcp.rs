@@ -22,7 +22,9 @@ pub fn parse_vmcp(body: &[u8]) -> Result<FlatMap, TrustError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| parse_error(format!("the VMCP body is not JSON: {e}")))?;
     let Value::Object(doc) = value else {
-        return Err(parse_error("the VMCP body is JSON but not an object".into()));
+        return Err(parse_error(
+            "the VMCP body is JSON but not an object".into(),
+        ));
     };
     Ok(flatten(&doc).map_err(parse_error)?.map)
 }
@@ -52,15 +54,18 @@ pub fn check_required_fields(map: &FlatMap) -> Result<(), TrustError> {
 
 /// Verifies `signature` over the canonical buffer of `map` and `salt` with `key`.
 pub fn verify_signature(map: &FlatMap, salt: &str, key: &PublicKey) -> Result<(), TrustError> {
-    let text = map.get("signature").and_then(value_text).unwrap_or_default();
+    let text = map
+        .get("signature")
+        .and_then(value_text)
+        .unwrap_or_default();
     if text.is_empty() {
         return Err(TrustError::new(
             TrustErrorKind::EmptySignature,
             "the 'signature' member is empty",
         ));
     }
-    let signature = decode_signature(&text)
-        .map_err(|e| TrustError::new(TrustErrorKind::BadSignature, e))?;
+    let signature =
+        decode_signature(&text).map_err(|e| TrustError::new(TrustErrorKind::BadSignature, e))?;
     let buffer = canonical_buffer(map, salt);
     if key.verify(&buffer, &signature) {
         Ok(())

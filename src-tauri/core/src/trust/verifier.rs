@@ -441,3 +441,65 @@ fn add_local(keys: &mut LocalKeys, path: &std::path::Path, text: super::keystore
         keys.insert(domain, (key, path.display().to_string()));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: crate::config::ServeArgs,
+    }
+
+    #[test]
+    fn serve_options_become_trust_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root.pub");
+        std::fs::write(
+            &root,
+            "MCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n",
+        )
+        .unwrap();
+        let p = |name: &str| dir.path().join(name).display().to_string();
+        let cli = Cli::parse_from([
+            "x",
+            "--keystore",
+            &p("a.lst"),
+            "--keystore",
+            &p("b.lst"),
+            "--keystore-url",
+            "https://keys.example.org/domainkeys.lst",
+            "--keystore-root",
+            &p("root.pub"),
+        ]);
+        let config = TrustConfig::from_serve_args(&cli.serve).unwrap();
+        assert_eq!(config.keystore_files.len(), 2);
+        assert_eq!(
+            config.root_keys.len(),
+            super::super::roots::compiled_in().len() + 1
+        );
+        assert_eq!(
+            config.keystore_url.unwrap().as_str(),
+            "https://keys.example.org/domainkeys.lst"
+        );
+        // A missing --keystore file is reported by the start-up check.
+        assert!(TrustConfig::from_serve_args(&cli.serve)
+            .unwrap()
+            .check_keystore_files()
+            .is_err());
+
+        let http = Cli::parse_from(["x", "--keystore-url", "http://keys.example.org/k.lst"]);
+        assert_eq!(
+            TrustConfig::from_serve_args(&http.serve)
+                .unwrap_err()
+                .code(),
+            -99
+        );
+        let bad_ca = Cli::parse_from(["x", "--ca-cert", &p("root.pub")]);
+        let config = TrustConfig::from_serve_args(&bad_ca.serve).unwrap();
+        let data = DataDir::open(&dir.path().join("data")).unwrap();
+        assert_eq!(Verifier::new(config, &data).unwrap_err().code(), -99);
+    }
+}

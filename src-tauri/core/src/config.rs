@@ -33,6 +33,22 @@ pub struct ServeArgs {
     /// The headless daemon can ask nobody, so it refuses new sessions from every other origin.
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     pub allow_origin: Vec<String>,
+
+    /// Trust the domain keys in this local keystore file (`domain=base64-SPKI` lines). Repeatable.
+    #[arg(long = "keystore", value_name = "FILE")]
+    pub keystore: Vec<PathBuf>,
+
+    /// Use the signed keystore published at this https URL (its signature at URL.sig).
+    #[arg(long, value_name = "URL")]
+    pub keystore_url: Option<String>,
+
+    /// Accept signed keystores signed by this key (a `.pub` file: one-line base64 SPKI). Repeatable.
+    #[arg(long = "keystore-root", value_name = "FILE")]
+    pub keystore_root: Vec<PathBuf>,
+
+    /// Also trust this CA certificate (PEM) for VMCP and keystore downloads. Repeatable.
+    #[arg(long = "ca-cert", value_name = "FILE")]
+    pub ca_cert: Vec<PathBuf>,
 }
 
 impl ServeArgs {
@@ -110,6 +126,10 @@ mod tests {
             allow_remote,
             idle_threshold: 60,
             allow_origin: Vec::new(),
+            keystore: Vec::new(),
+            keystore_url: None,
+            keystore_root: Vec::new(),
+            ca_cert: Vec::new(),
         }
     }
 

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use webapi_core::config::ServeArgs;
 use webapi_core::daemon::{Daemon, StartError};
+use webapi_core::trust::cli as trust_cli;
 
 #[derive(Parser)]
 #[command(
@@ -24,6 +25,14 @@ enum Command {
     Serve(ServeArgs),
     /// Show which idle source works in this session and the time since the last keyboard or mouse input.
     IdleStatus,
+    /// Make a signing key pair for a website's VMCPs or for a keystore.
+    Keygen(trust_cli::KeygenArgs),
+    /// Sign or check VMCP documents (for website operators).
+    #[command(subcommand)]
+    Vmcp(trust_cli::VmcpCommand),
+    /// Sign or check keystores (domain=key lists).
+    #[command(subcommand)]
+    Keystore(trust_cli::KeystoreCommand),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +40,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::IdleStatus => idle_status(),
+        Command::Keygen(args) => trust_cli::keygen(args),
+        Command::Vmcp(command) => trust_cli::vmcp(command),
+        Command::Keystore(command) => trust_cli::keystore(command),
     }
 }
 
@@ -42,6 +54,12 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(e) = webapi_core::trust::TrustConfig::from_serve_args(&args)
+        .and_then(|trust| trust.check_keystore_files())
+    {
+        eprintln!("cvmwebapi: {}", e.detail());
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

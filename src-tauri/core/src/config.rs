@@ -22,6 +22,10 @@ pub struct ServeArgs {
     /// Allow --listen on a non-loopback address. Dangerous: any host on the network could reach the API.
     #[arg(long)]
     pub allow_remote: bool,
+
+    /// Base URL of a µCernVM image mirror replacing https://cernvm.cern.ch/releases (see docs/images.md).
+    #[arg(long, value_name = "URL")]
+    pub image_mirror: Option<String>,
 }
 
 /// Validated daemon configuration.
@@ -29,6 +33,8 @@ pub struct ServeArgs {
 pub struct DaemonConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// The validated `--image-mirror`, if given (it wins over the settings file).
+    pub image_mirror: Option<crate::media::Mirror>,
 }
 
 /// Why a configuration was refused.
@@ -40,6 +46,8 @@ pub enum ConfigError {
     NotLoopback(SocketAddr),
     #[error("no per-user application data folder is known on this system; pass --data-dir")]
     NoDataDir,
+    #[error("--image-mirror: {0}")]
+    BadMirror(crate::media::MediaError),
 }
 
 impl ServeArgs {
@@ -56,7 +64,17 @@ impl ServeArgs {
             Some(dir) => dir.clone(),
             None => default_data_dir().ok_or(ConfigError::NoDataDir)?,
         };
-        Ok(DaemonConfig { listen, data_dir })
+        let image_mirror = self
+            .image_mirror
+            .as_deref()
+            .map(crate::media::Mirror::parse)
+            .transpose()
+            .map_err(ConfigError::BadMirror)?;
+        Ok(DaemonConfig {
+            listen,
+            data_dir,
+            image_mirror,
+        })
     }
 }
 
@@ -75,7 +93,18 @@ mod tests {
             listen: listen.into(),
             data_dir: Some("/nonexistent".into()),
             allow_remote,
+            image_mirror: None,
         }
+    }
+
+    #[test]
+    fn validates_the_image_mirror() {
+        let mut a = args("127.0.0.1:1", false);
+        a.image_mirror = Some("http://mirror.example/cernvm/".into());
+        let mirror = a.validate().unwrap().image_mirror.unwrap();
+        assert_eq!(mirror.as_str(), "http://mirror.example/cernvm");
+        a.image_mirror = Some("file:///tmp".into());
+        assert!(matches!(a.validate(), Err(ConfigError::BadMirror(_))));
     }
 
     #[test]

@@ -679,3 +679,109 @@ async fn a_killed_daemon_resumes() {
         server.sent()
     );
 }
+
+/// CPU seconds (user + system) of this process and of its waited-for children, from /proc.
+fn cpu_seconds() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    // After the command name: field 3 is index 0, so utime (14) is 11, stime 12, cutime 13, cstime 14.
+    let tick = |i: usize| fields[i].parse::<f64>().unwrap() / 100.0;
+    (tick(11) + tick(12), tick(13) + tick(14))
+}
+
+/// Throughput and CPU of a 1 GiB image download against `curl -o /dev/null` from the same loopback
+/// server. Not part of the test run: see docs/benchmarks.md "## Image downloads".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: cargo test --release -p webapi-core --test media -- --ignored bench_ --nocapture"]
+async fn bench_one_gib_download_against_curl() {
+    let size: usize = std::env::var("MEDIA_BENCH_BYTES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1 << 30);
+    let block = image_bytes(1 << 20, 99);
+    let mut data = Vec::with_capacity(size);
+    while data.len() < size {
+        let n = (size - data.len()).min(block.len());
+        data.extend_from_slice(&block[..n]);
+    }
+    let sum = sha256(&data);
+    let server = TestServer::start().await;
+    server.put("/big.img", data);
+    server.set(Behaviour {
+        chunk: 256 * 1024,
+        ..Behaviour::default()
+    });
+    let url = server.url("/big.img");
+    let root = tempfile::tempdir().unwrap();
+    let cache = open(root.path(), options());
+    let gib = size as f64 / (1u64 << 30) as f64;
+    let mut best_curl = f64::MAX;
+    let mut best_ours = f64::MAX;
+    let (mut curl_cpu, mut server_cpu_during_curl, mut ours_cpu) = (f64::MAX, f64::MAX, f64::MAX);
+    for round in 0..3 {
+        let (self0, child0) = cpu_seconds();
+        let t = std::time::Instant::now();
+        let curl_url = url.clone();
+        let status = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("curl")
+                .args(["-sS", "-o", "/dev/null", &curl_url])
+                .status()
+        })
+        .await
+        .unwrap()
+        .expect("curl must be installed for this benchmark");
+        assert!(status.success());
+        let curl_secs = t.elapsed().as_secs_f64();
+        let (self1, child1) = cpu_seconds();
+        best_curl = best_curl.min(curl_secs);
+        curl_cpu = curl_cpu.min(child1 - child0);
+        server_cpu_during_curl = server_cpu_during_curl.min(self1 - self0);
+
+        let t = std::time::Instant::now();
+        let lease = cache
+            .fetch(disk(url.clone(), sum.clone()), |_| {})
+            .await
+            .unwrap();
+        let ours_secs = t.elapsed().as_secs_f64();
+        let (self2, _) = cpu_seconds();
+        best_ours = best_ours.min(ours_secs);
+        ours_cpu = ours_cpu.min(self2 - self1);
+        drop(lease);
+        cache.clear().unwrap();
+        eprintln!(
+            "round {round}: curl {:.0} MiB/s, ours {:.0} MiB/s",
+            size as f64 / curl_secs / 1048576.0,
+            size as f64 / ours_secs / 1048576.0
+        );
+    }
+    let mib = |secs: f64| size as f64 / secs / 1048576.0;
+    println!("| size | curl -o /dev/null | webapi-core media | ratio (ours / curl) |");
+    println!("|---|---|---|---|");
+    println!(
+        "| {gib:.2} GiB | {:.0} MiB/s | {:.0} MiB/s | {:.2} |",
+        mib(best_curl),
+        mib(best_ours),
+        best_curl / best_ours
+    );
+    println!();
+    println!("| CPU per GiB | seconds |");
+    println!("|---|---|");
+    println!("| curl client | {:.2} |", curl_cpu / gib);
+    println!(
+        "| loopback server while serving curl | {:.2} |",
+        server_cpu_during_curl / gib
+    );
+    println!(
+        "| media fetch + server (same process) | {:.2} |",
+        ours_cpu / gib
+    );
+    println!(
+        "| media fetch alone (difference) | {:.2} |",
+        (ours_cpu - server_cpu_during_curl).max(0.0) / gib
+    );
+}

@@ -28,6 +28,8 @@ pub struct Behaviour {
     /// Stall at this offset on every request (a server that never finishes).
     pub always_stall_at: Option<u64>,
     pub chunk_delay: Option<Duration>,
+    /// Size of the chunks written.
+    pub chunk: usize,
 }
 
 impl Default for Behaviour {
@@ -39,6 +41,7 @@ impl Default for Behaviour {
             stall_at: Vec::new(),
             always_stall_at: None,
             chunk_delay: None,
+            chunk: CHUNK,
         }
     }
 }
@@ -279,7 +282,7 @@ async fn handle(
             format!("bytes {from}-{}/{len}", len - 1),
         );
     }
-    let delay = behaviour.chunk_delay;
+    let (delay, chunk_size) = (behaviour.chunk_delay, behaviour.chunk as u64);
     let stream = futures_util::stream::unfold(from, move |pos| {
         let data = data.clone();
         async move {
@@ -299,7 +302,7 @@ async fn handle(
             if let Some(d) = delay {
                 tokio::time::sleep(d).await;
             }
-            let mut end = (pos + CHUNK as u64).min(data.len() as u64);
+            let mut end = (pos + chunk_size).min(data.len() as u64);
             if let Some((at, _)) = stop {
                 if pos < at {
                     end = end.min(at);

@@ -158,6 +158,16 @@ impl ImageCache {
         })
     }
 
+    /// Opens the cache as the daemon does: `settings.json`'s `images` object, then the validated
+    /// `--image-mirror` (`DaemonConfig::image_mirror`, which wins), then the defaults.
+    pub fn open_configured(
+        data_dir: &DataDir,
+        cli_mirror: Option<&super::source::Mirror>,
+    ) -> Result<Self, MediaError> {
+        let settings = super::settings::MediaSettings::load(&data_dir.settings_file())?;
+        Self::open(data_dir, CacheOptions::resolve(cli_mirror, &settings)?)
+    }
+
     /// The folder holding the images.
     pub fn dir(&self) -> &Path {
         &self.inner.shared.dir

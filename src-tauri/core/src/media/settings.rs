@@ -24,6 +24,24 @@ pub struct MediaSettings {
     pub cache_limit_bytes: Option<u64>,
 }
 
+/// The settings file's top-level object, of which only `images` matters here.
+#[derive(Deserialize)]
+struct SettingsFile {
+    #[serde(default)]
+    images: MediaSettings,
+}
+
+impl MediaSettings {
+    /// Reads the `images` object of the settings file (`settings.json` in the data dir); defaults
+    /// when the file or the object is missing. Other keys of the file are ignored.
+    pub fn load(settings_file: &std::path::Path) -> Result<Self, MediaError> {
+        match crate::store::read_json::<SettingsFile>(settings_file) {
+            Ok(file) => Ok(file.map(|f| f.images).unwrap_or_default()),
+            Err(e) => Err(MediaError::InvalidInput(format!("{e:#}"))),
+        }
+    }
+}
+
 /// How the image cache behaves.
 #[derive(Debug, Clone)]
 pub struct CacheOptions {
@@ -74,6 +92,29 @@ impl CacheOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loads_the_images_object_of_the_settings_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("settings.json");
+        assert_eq!(
+            MediaSettings::load(&path).unwrap(),
+            MediaSettings::default()
+        );
+        std::fs::write(&path, r#"{"other":1,"images":{"cacheLimitBytes":5}}"#).unwrap();
+        assert_eq!(
+            MediaSettings::load(&path).unwrap().cache_limit_bytes,
+            Some(5)
+        );
+        std::fs::write(&path, r#"{"other":1}"#).unwrap();
+        assert_eq!(
+            MediaSettings::load(&path).unwrap(),
+            MediaSettings::default()
+        );
+        std::fs::write(&path, r#"{"images":{"cacheLimitBytes":"big"}}"#).unwrap();
+        let err = MediaSettings::load(&path).unwrap_err();
+        assert!(err.to_string().contains("settings.json"), "{err}");
+    }
 
     #[test]
     fn flag_beats_setting_beats_default() {

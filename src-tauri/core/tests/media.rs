@@ -613,7 +613,8 @@ async fn dropping_the_cache_mid_download_then_reopening_resumes() {
         Some(format!("bytes={part_len}-"))
     );
     assert!(
-        server.sent() <= size as u64 + CHUNK as u64 + 2 * HEADERS,
+        // A kill also loses what was in flight in the socket: allow two chunks.
+        server.sent() <= size as u64 + 2 * CHUNK as u64 + 2 * HEADERS,
         "{}",
         server.sent()
     );
@@ -695,7 +696,8 @@ async fn a_killed_daemon_resumes() {
         "resumed from {resumed_from}, part had {part_len}"
     );
     assert!(
-        server.sent() <= size as u64 + CHUNK as u64 + 2 * HEADERS,
+        // A kill also loses what was in flight in the socket: allow two chunks.
+        server.sent() <= size as u64 + 2 * CHUNK as u64 + 2 * HEADERS,
         "sent {} for {size}",
         server.sent()
     );

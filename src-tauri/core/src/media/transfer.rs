@@ -3,7 +3,7 @@
 //! detects stalls with a read timeout. On success the `.part` holds exactly the expected bytes, fsynced.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufWriter, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -53,7 +53,10 @@ enum AttemptEnd {
 }
 
 const CHANNEL_CHUNKS: usize = 64;
-const WRITE_BUFFER: usize = 1 << 20;
+/// Read buffer when re-hashing a partial file.
+const READ_BUFFER: usize = 1 << 20;
+/// Progress is published to waiters every this many bytes.
+const PUBLISH_STEP: u64 = 256 * 1024;
 
 /// Runs the transfer to completion or a final error. `ensure_space(needed)` is asked before bytes are
 /// written; it may free space and fails with [`MediaError::NoSpace`].
@@ -140,7 +143,7 @@ async fn resume_state(
     let hasher = tokio::task::spawn_blocking(move || -> std::io::Result<StreamHasher> {
         let mut h = StreamHasher::new(algorithm);
         let mut f = File::open(&part)?;
-        let mut buf = vec![0u8; WRITE_BUFFER];
+        let mut buf = vec![0u8; READ_BUFFER];
         loop {
             let n = f.read(&mut buf)?;
             if n == 0 {
@@ -269,6 +272,7 @@ async fn attempt(
     let started = Instant::now();
     let mut this_run = 0u64;
     let mut base = hasher.len();
+    let mut published = base;
     let end = loop {
         match tokio::time::timeout(limits.read_timeout, response.chunk()).await {
             Err(_) => break AttemptEnd::Retry("transfer stalled (read timeout)".into()),
@@ -280,11 +284,15 @@ async fn attempt(
                 if tx.send(chunk).await.is_err() {
                     break AttemptEnd::Retry("writer stopped".into());
                 }
-                let r = rate(this_run, started.elapsed());
-                status.send_modify(|s| {
-                    s.received = base;
-                    s.rate = r;
-                });
+                // Waking every waiter per chunk would cost more than the chunk; publish per step.
+                if base - published >= PUBLISH_STEP {
+                    published = base;
+                    let r = rate(this_run, started.elapsed());
+                    status.send_modify(|s| {
+                        s.received = base;
+                        s.rate = r;
+                    });
+                }
             }
         }
     };
@@ -338,44 +346,22 @@ fn open_part(path: &Path, append: bool) -> Result<File, MediaError> {
     options.open(path).map_err(|e| MediaError::io(path, e))
 }
 
-/// The writer thread: hashes and writes every chunk in arrival order; returns the hasher covering
-/// exactly the bytes that reached the file, and the first write error.
+/// The writer thread: writes and hashes every chunk in arrival order, unbuffered, so a killed process
+/// loses at most what was still in the channel. Returns the hasher covering exactly the bytes in the
+/// file, and the first write error (after which the file is cut back to those bytes).
 fn write_chunks(
-    file: File,
+    mut file: File,
     mut hasher: StreamHasher,
     mut rx: mpsc::Receiver<Bytes>,
 ) -> (StreamHasher, Option<std::io::Error>) {
-    let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
-    let mut flushed = hasher.clone();
-    let mut pending = 0usize;
     while let Some(chunk) = rx.blocking_recv() {
-        if let Err(e) = out.write_all(&chunk) {
-            let len = flushed.len();
-            return (flushed, Some(trim_to(out, len, e)));
+        if let Err(e) = file.write_all(&chunk) {
+            let _ = file.set_len(hasher.len());
+            return (hasher, Some(e));
         }
         hasher.update(&chunk);
-        pending += chunk.len();
-        if pending >= WRITE_BUFFER {
-            if let Err(e) = out.flush() {
-                let len = flushed.len();
-                return (flushed, Some(trim_to(out, len, e)));
-            }
-            flushed = hasher.clone();
-            pending = 0;
-        }
-    }
-    if let Err(e) = out.flush() {
-        let len = flushed.len();
-        return (flushed, Some(trim_to(out, len, e)));
     }
     (hasher, None)
-}
-
-/// After a failed write, cuts the file back to the bytes the hasher knows.
-fn trim_to(out: BufWriter<File>, len: u64, e: std::io::Error) -> std::io::Error {
-    let (file, _) = out.into_parts();
-    let _ = file.set_len(len);
-    e
 }
 
 pub(crate) fn remove_if_exists(path: &Path) -> Result<(), MediaError> {

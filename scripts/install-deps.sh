@@ -23,7 +23,8 @@ build_pkgs=(build-essential pkg-config libwebkit2gtk-4.1-dev libdbus-1-dev libay
 run_pkgs=(xdg-utils)
 test_pkgs=(xvfb xauth dbus-daemon dbus-x11 dunst libnotify-bin openbox wmctrl xdotool libglib2.0-bin bc
            haskell-gtk-sni-tray-utils imagemagick x11-utils fonts-dejavu-core
-           chromium chromium-driver busybox-static cpio gzip kmod python3 iproute2 procps)
+           chromium chromium-driver busybox-static cpio gzip kmod python3 iproute2 procps
+           curl mount)
 
 pkgs=("${build_pkgs[@]}" "${run_pkgs[@]}")
 [ "$what" = test ] && pkgs+=("${test_pkgs[@]}")

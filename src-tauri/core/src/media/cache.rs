@@ -138,6 +138,7 @@ impl ImageCache {
         index.save(&index_path)?;
         let client = reqwest::Client::builder()
             .no_gzip()
+            .redirect(no_downgrade_redirects())
             .connect_timeout(options.connect_timeout)
             .user_agent(concat!("cernvm-webapi/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -610,6 +611,21 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// Follows up to 10 redirects, but never from `https` to `http`.
+fn no_downgrade_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let downgrade = attempt.url().scheme() == "http"
+            && attempt.previous().iter().any(|u| u.scheme() == "https");
+        if downgrade {
+            attempt.error("refusing a redirect from https to http")
+        } else if attempt.previous().len() > 10 {
+            attempt.error("too many redirects")
+        } else {
+            attempt.follow()
+        }
+    })
 }
 
 /// File names and sizes in the images folder.

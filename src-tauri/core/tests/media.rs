@@ -272,7 +272,7 @@ async fn a_stalled_transfer_times_out_and_resumes() {
     let cache = open(
         root.path(),
         CacheOptions {
-            read_timeout: Duration::from_millis(300),
+            read_timeout: Duration::from_secs(1),
             ..options()
         },
     );
@@ -299,7 +299,7 @@ async fn a_server_that_never_finishes_fails_after_bounded_retries() {
     let cache = open(
         root.path(),
         CacheOptions {
-            read_timeout: Duration::from_millis(200),
+            read_timeout: Duration::from_millis(500),
             ..options()
         },
     );
@@ -562,7 +562,7 @@ async fn dropping_the_cache_mid_download_then_reopening_resumes() {
     let data = image_bytes(size, 40);
     server.put("/disk.img", data.clone());
     server.set(Behaviour {
-        chunk_delay: Some(Duration::from_millis(5)),
+        chunk_delay: Some(Duration::from_millis(20)),
         ..Behaviour::default()
     });
     let root = tempfile::tempdir().unwrap();
@@ -642,7 +642,7 @@ async fn a_killed_daemon_resumes() {
     let data = image_bytes(size, 50);
     server.put("/disk.img", data.clone());
     server.set(Behaviour {
-        chunk_delay: Some(Duration::from_millis(10)),
+        chunk_delay: Some(Duration::from_millis(30)),
         ..Behaviour::default()
     });
     let root = tempfile::tempdir().unwrap();

@@ -24,7 +24,7 @@ run_pkgs=(xdg-utils)
 test_pkgs=(xvfb xauth dbus-daemon dbus-x11 dunst libnotify-bin openbox wmctrl xdotool libglib2.0-bin bc
            haskell-gtk-sni-tray-utils imagemagick x11-utils fonts-dejavu-core
            chromium chromium-driver busybox-static cpio gzip kmod python3 iproute2 procps
-           isolinux syslinux-common xorriso binutils)
+           isolinux syslinux-common xorriso binutils curl mount)
 test_pkgs+=(genisoimage) # isoinfo: reads back the VirtualBox backend's context ISO in its tests
 
 pkgs=("${build_pkgs[@]}" "${run_pkgs[@]}")

@@ -49,6 +49,10 @@ pub struct ServeArgs {
     /// Also trust this CA certificate (PEM) for VMCP and keystore downloads. Repeatable.
     #[arg(long = "ca-cert", value_name = "FILE")]
     pub ca_cert: Vec<PathBuf>,
+
+    /// Base URL of a µCernVM image mirror replacing https://cernvm.cern.ch/releases (see docs/images.md).
+    #[arg(long, value_name = "URL")]
+    pub image_mirror: Option<String>,
 }
 
 impl ServeArgs {
@@ -65,6 +69,8 @@ pub struct DaemonConfig {
     pub data_dir: PathBuf,
     /// Serialized origins pre-approved by `--allow-origin` (for the headless consent prompter).
     pub allow_origins: Vec<String>,
+    /// The validated `--image-mirror`, if given (it wins over the settings file).
+    pub image_mirror: Option<crate::media::Mirror>,
 }
 
 /// Why a configuration was refused.
@@ -78,6 +84,8 @@ pub enum ConfigError {
     NoDataDir,
     #[error("--allow-origin {0:?} is not a website origin; write it as scheme://host[:port], for example https://example.org")]
     BadOrigin(String),
+    #[error("--image-mirror: {0}")]
+    BadMirror(crate::media::MediaError),
 }
 
 impl ServeArgs {
@@ -101,10 +109,17 @@ impl ServeArgs {
                 crate::consent::serialize_origin(o).ok_or_else(|| ConfigError::BadOrigin(o.clone()))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let image_mirror = self
+            .image_mirror
+            .as_deref()
+            .map(crate::media::Mirror::parse)
+            .transpose()
+            .map_err(ConfigError::BadMirror)?;
         Ok(DaemonConfig {
             listen,
             data_dir,
             allow_origins,
+            image_mirror,
         })
     }
 }
@@ -130,7 +145,18 @@ mod tests {
             keystore_url: None,
             keystore_root: Vec::new(),
             ca_cert: Vec::new(),
+            image_mirror: None,
         }
+    }
+
+    #[test]
+    fn validates_the_image_mirror() {
+        let mut a = args("127.0.0.1:1", false);
+        a.image_mirror = Some("http://mirror.example/cernvm/".into());
+        let mirror = a.validate().unwrap().image_mirror.unwrap();
+        assert_eq!(mirror.as_str(), "http://mirror.example/cernvm");
+        a.image_mirror = Some("file:///tmp".into());
+        assert!(matches!(a.validate(), Err(ConfigError::BadMirror(_))));
     }
 
     #[test]

@@ -311,6 +311,7 @@ impl Actor {
         let Some(steps) = plan(self.core.state, target) else {
             // The state changed under us since the action was accepted.
             self.core.emit_state();
+            self.after_state_change();
             return self.core.retarget.take();
         };
         let total = steps.len().max(1) as f64;
@@ -335,7 +336,6 @@ impl Actor {
                 return self.core.retarget.take();
             }
             self.core.set_state(step.outcome(before));
-            self.after_state_change();
             if let Some(next) = self.core.retarget.take() {
                 return Some(next);
             }
@@ -349,6 +349,8 @@ impl Actor {
             .broadcast("progress", vec![json!(done), json!(1.0)]);
         self.core.broadcast("completed", vec![json!(done)]);
         self.core.emit_state();
+        // `apiStateChanged [0, url]` follows the stateChanged to a non-running state (§5.10).
+        self.after_state_change();
         None
     }
 

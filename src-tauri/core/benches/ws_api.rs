@@ -96,10 +96,7 @@ fn rss_kib(pid: u32) -> u64 {
 fn percentiles(mut samples: Vec<Duration>) -> (f64, f64) {
     samples.sort();
     let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
-    (
-        at(0.50).as_secs_f64() * 1e6,
-        at(0.99).as_secs_f64() * 1e6,
-    )
+    (at(0.50).as_secs_f64() * 1e6, at(0.99).as_secs_f64() * 1e6)
 }
 
 async fn echo_latency(addr: SocketAddr) -> (f64, f64) {
@@ -162,7 +159,10 @@ async fn many_connections(addr: SocketAddr, pid: u32) -> (usize, Duration, u64) 
                 }
                 Some(c)
             };
-            let client = tokio::time::timeout(Duration::from_secs(120), ok).await.ok().flatten();
+            let client = tokio::time::timeout(Duration::from_secs(120), ok)
+                .await
+                .ok()
+                .flatten();
             let _ = done.send(client.is_some()).await;
             notified.await;
             drop(client);
@@ -215,7 +215,11 @@ fn server() {
         std::io::stdout().flush().unwrap();
         tokio::task::spawn_blocking(|| {
             let mut sink = String::new();
-            while std::io::stdin().read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {}
+            while std::io::stdin()
+                .read_line(&mut sink)
+                .map(|n| n > 0)
+                .unwrap_or(false)
+            {}
         })
         .await
         .unwrap();

@@ -6,6 +6,8 @@ mod support;
 use serde_json::{json, Value};
 use support::*;
 use webapi_core::hypervisor::VmState;
+use webapi_core::protocol::SessionState;
+use webapi_core::session::Command;
 
 #[tokio::test]
 async fn a_running_session_is_found_again_after_a_restart() {
@@ -52,6 +54,16 @@ async fn a_running_session_is_found_again_after_a_restart() {
     // It is fully controllable.
     c.act("pause", sid2, json!({})).await;
     assert_eq!(c.state_changed(sid2).await, 4);
+    // In-process callers (tray, idle policy) see it through the registry.
+    let sessions = d2.state.registry().sessions();
+    assert_eq!(sessions.len(), 1);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    sessions[0].send(Command::Inspect(tx)).await.unwrap();
+    let snap = rx.await.unwrap();
+    assert_eq!(snap.state, SessionState::Paused);
+    assert_eq!(snap.subscribers, 1);
+    assert!(snap.params.daemon_controlled);
+    assert_eq!(snap.origin, "http://test.local:8080");
 }
 
 #[tokio::test]

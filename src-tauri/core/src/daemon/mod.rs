@@ -334,6 +334,10 @@ impl Daemon {
     ) -> anyhow::Result<()> {
         let addr = self.state.local_addr;
         tracing::info!(%addr, data_dir = %self.state.data_dir.root().display(), "CernVM WebAPI listening");
+        tracing::info!(
+            token_file = %token::token_path(&self.state.data_dir).display(),
+            "clients without an Origin header must present the token in this file"
+        );
         let missing = self.state.services.missing();
         if !missing.is_empty() {
             tracing::warn!(

@@ -89,6 +89,16 @@ impl Registry {
             .collect()
     }
 
+    /// Every live session (for the tray panel and the idle policy, which command them directly).
+    pub fn sessions(&self) -> Vec<SessionHandle> {
+        self.lock()
+            .by_name
+            .values()
+            .filter(|h| h.is_alive())
+            .cloned()
+            .collect()
+    }
+
     /// How many sessions are registered (for logs and tests).
     pub fn session_count(&self) -> usize {
         self.lock().by_name.len()

@@ -119,6 +119,19 @@ pub enum Command {
     Sync {
         reply: Reply,
     },
+    /// A snapshot of the session for in-process callers (tray panel, idle policy).
+    Inspect(tokio::sync::oneshot::Sender<SessionSnapshot>),
+}
+
+/// What a session looks like right now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionSnapshot {
+    pub state: SessionState,
+    pub params: super::params::SessionParams,
+    /// The origin that created the session (`CallerOrigin::serialized()`).
+    pub origin: String,
+    /// Connections currently holding a session id for it.
+    pub subscribers: usize,
 }
 
 /// The address of a session actor. Cheap to clone.
@@ -875,6 +888,15 @@ impl Core {
             }
             Command::Sync { reply } => {
                 self.state_variables_to(&reply);
+                None
+            }
+            Command::Inspect(answer) => {
+                let _ = answer.send(SessionSnapshot {
+                    state: self.state,
+                    params: self.record.params.clone(),
+                    origin: self.record.origin.clone(),
+                    subscribers: self.subscribers.len(),
+                });
                 None
             }
         }

@@ -12,7 +12,8 @@ mod route;
 mod secret;
 
 pub use actor::{
-    spawn_new, spawn_recovered, Command, Control, Reply, SessionContext, SessionHandle, Subscriber,
+    spawn_new, spawn_recovered, Command, Control, Reply, SessionContext, SessionHandle,
+    SessionSnapshot, Subscriber,
 };
 pub use macros::expand_user_data;
 pub use outbox::Outbox;

@@ -108,7 +108,9 @@ async fn serve(
     let connection = Connection::new(state.clone(), id, origin, outbox);
     let mut last_seen = Instant::now();
     let mut pinged = false;
-    let mut ticker = tokio::time::interval(limits.ping_after.min(limits.idle_timeout) / 2);
+    let mut ticker = tokio::time::interval(
+        (limits.ping_after.min(limits.idle_timeout) / 2).max(std::time::Duration::from_millis(10)),
+    );
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let end = loop {
         tokio::select! {

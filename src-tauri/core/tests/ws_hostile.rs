@@ -331,3 +331,48 @@ async fn without_ports_request_session_fails_clearly() {
         "{msg}"
     );
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_dropped() {
+    let limits = webapi_core::daemon::Limits {
+        outbox_frames: 64,
+        idle_timeout: Duration::from_secs(1),
+        ..test_limits()
+    };
+    let (_f, d) = setup_with(limits).await;
+    let mut c = Client::connect(d.addr).await;
+    c.handshake().await;
+    let sid = c.open(VMCP_URL).await;
+    let id = c
+        .act(
+            "setProperty",
+            sid,
+            json!({"key": "big", "value": "x".repeat(60_000)}),
+        )
+        .await;
+    c.event("succeed", &id).await;
+    // Each sync answers with ~60 KB; never read them.
+    for _ in 0..400 {
+        if c.ws
+            .send(Message::Text(
+                json!({"type":"action","name":"sync","id":"s","data":{"session_id": sid}})
+                    .to_string()
+                    .into(),
+            ))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let mut dropped = false;
+    for _ in 0..250 {
+        if d.state.connection_count() == 0 {
+            dropped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(dropped, "the non-reading client was dropped");
+    still_serving(&d).await;
+}

@@ -28,7 +28,9 @@ fn main() {
     if std::env::args().any(|a| a == "--server") {
         return server();
     }
-    if std::env::args().any(|a| a == "--list") {
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` does not: then do nothing.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("ws_api: run with `cargo bench -p webapi-core --bench ws_api`");
         return;
     }
     let exe = std::env::current_exe().unwrap();

@@ -376,3 +376,30 @@ async fn a_client_that_stops_reading_is_dropped() {
     assert!(dropped, "the non-reading client was dropped");
     still_serving(&d).await;
 }
+
+#[tokio::test]
+async fn a_client_close_is_echoed_and_frees_the_slot() {
+    let (_f, d) = setup_with(test_limits()).await;
+    let mut c = Client::connect(d.addr).await;
+    c.handshake().await;
+    c.ws.close(None).await.unwrap();
+    let mut echoed = false;
+    while let Ok(Some(msg)) = tokio::time::timeout(Duration::from_secs(5), c.ws.next()).await {
+        match msg {
+            Ok(Message::Close(_)) => {
+                echoed = true;
+                break;
+            }
+            Ok(_) => continue,
+            Err(_) => break,
+        }
+    }
+    assert!(echoed, "the close frame is answered");
+    for _ in 0..100 {
+        if d.state.connection_count() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(d.state.connection_count(), 0);
+}

@@ -158,7 +158,15 @@ async fn serve(
         }))
     };
     match end {
-        End::Peer => tracing::debug!(connection = id, "WebSocket closed by the peer"),
+        End::Peer => {
+            tracing::debug!(connection = id, "WebSocket closed by the peer");
+            // Flush the close reply tungstenite queued for the peer's close frame.
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_secs(1),
+                futures_util::SinkExt::flush(&mut socket),
+            )
+            .await;
+        }
         End::TooBig(e) => {
             tracing::info!(
                 connection = id,

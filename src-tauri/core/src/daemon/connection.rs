@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use serde_json::json;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
@@ -111,8 +112,19 @@ impl Connection {
                 ),
             },
             _ if action.params.has_raw("session_id") => {
-                let id = action.id.clone();
-                self.spawn(&id, move |ctx, _| super::session_action::run(ctx, action));
+                // Fast path: hand the command to the session's mailbox without a task of its own;
+                // only a full mailbox needs a task that waits.
+                let Some((handle, command, id)) = super::session_action::prepare(ctx, action)
+                else {
+                    return;
+                };
+                match handle.try_send(command) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(command)) => self.spawn(&id.clone(), move |ctx, id| {
+                        super::session_action::deliver(ctx, handle, command, id)
+                    }),
+                    Err(TrySendError::Closed(_)) => super::session_action::released(ctx, &id),
+                }
             }
             other => ctx.error(
                 Some(&action.id),

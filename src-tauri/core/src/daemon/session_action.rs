@@ -7,9 +7,10 @@ use serde_json::Value;
 
 use super::connection::{truncate, ConnCtx};
 use crate::protocol::{Action, ErrorCode};
-use crate::session::{Command, Control, Reply};
+use crate::session::{Command, Control, Reply, SessionHandle};
 
-pub(super) async fn run(ctx: Arc<ConnCtx>, action: Action) {
+/// Resolves a session action to its session and command, answering errors itself. `None` when done.
+pub(super) fn prepare(ctx: &ConnCtx, action: Action) -> Option<(SessionHandle, Command, String)> {
     let raw = action.params.raw().get("session_id");
     let wire_id = raw.and_then(parse_session_id);
     let Some((wire_id, handle)) =
@@ -24,7 +25,7 @@ pub(super) async fn run(ctx: Arc<ConnCtx>, action: Action) {
             &format!("Unable to find a session with id {shown}"),
             "session ids are valid only on the connection that requested the session",
         );
-        return;
+        return None;
     };
     let reply = Reply {
         request_id: action.id.clone(),
@@ -70,17 +71,32 @@ pub(super) async fn run(ctx: Arc<ConnCtx>, action: Action) {
                 &format!("Unknown session action '{}'.", truncate(other, 64)),
                 "session actions: start stop pause resume hibernate reset close sync get set setProperty",
             );
-            return;
+            return None;
         }
     };
+    Some((handle, command, action.id))
+}
+
+/// Delivers a prepared command, waiting for room in the session's mailbox.
+pub(super) async fn deliver(
+    ctx: Arc<ConnCtx>,
+    handle: SessionHandle,
+    command: Command,
+    id: String,
+) {
     if handle.send(command).await.is_err() {
-        ctx.error(
-            Some(&action.id),
-            ErrorCode::InvalidState,
-            "The session is being released",
-            "the session was closed; request it again",
-        );
+        released(&ctx, &id);
     }
+}
+
+/// The answer when the session's actor has retired.
+pub(super) fn released(ctx: &ConnCtx, id: &str) {
+    ctx.error(
+        Some(id),
+        ErrorCode::InvalidState,
+        "The session is being released",
+        "the session was closed; request it again",
+    );
 }
 
 fn control(action: Control, reply: Reply) -> Command {

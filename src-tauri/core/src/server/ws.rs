@@ -65,7 +65,11 @@ pub(super) async fn upgrade(state: Arc<DaemonState>, req: Request) -> Result<Res
         return Ok((StatusCode::SERVICE_UNAVAILABLE, "Too many connections\n").into_response());
     };
     let max = state.limits().max_message_bytes;
+    // Small initial buffers: tungstenite's 128 KiB defaults would cost that much per idle connection;
+    // buffers still grow up to the message limit when a big message comes.
     Ok(ws
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| serve(socket, state, origin, slot)))

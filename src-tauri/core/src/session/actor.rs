@@ -157,6 +157,11 @@ impl SessionHandle {
         !self.tx.is_closed()
     }
 
+    /// Queues a command without waiting.
+    pub fn try_send(&self, command: Command) -> Result<(), mpsc::error::TrySendError<Command>> {
+        self.tx.try_send(command)
+    }
+
     /// Sends a command; `Err` gives it back when the actor has retired.
     pub async fn send(&self, command: Command) -> Result<(), Command> {
         self.tx.send(command).await.map_err(|e| e.0)

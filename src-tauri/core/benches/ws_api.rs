@@ -54,10 +54,9 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async move {
-        let (echo_p50, echo_p99) = echo_latency(echo).await;
-        let (get_p50, get_p99) = get_latency(daemon).await;
+        let ((echo_p50, echo_p99), (get_p50, get_p99)) = latencies(echo, daemon).await;
         println!("## WebSocket API\n");
-        println!("get round trip, one connection, {ROUND_TRIPS} sequential requests after {WARMUP} warm-up:\n");
+        println!("get round trip, one connection, {ROUND_TRIPS} sequential requests after {WARMUP} warm-up, alternating blocks of 500 with the echo:\n");
         println!("| | p50 (µs) | p99 (µs) |\n|---|---|---|");
         println!("| raw tokio-tungstenite echo | {echo_p50:.1} | {echo_p99:.1} |");
         println!("| daemon `get` | {get_p50:.1} | {get_p99:.1} |");
@@ -101,42 +100,40 @@ fn percentiles(mut samples: Vec<Duration>) -> (f64, f64) {
     (at(0.50).as_secs_f64() * 1e6, at(0.99).as_secs_f64() * 1e6)
 }
 
-async fn echo_latency(addr: SocketAddr) -> (f64, f64) {
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/"))
+/// Round trips on the echo server and on the daemon, measured in alternating blocks of 500 so that
+/// load changes on a shared machine affect both alike.
+async fn latencies(echo: SocketAddr, daemon: SocketAddr) -> ((f64, f64), (f64, f64)) {
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{echo}/"))
         .await
         .unwrap();
     let frame = r#"{"type":"action","name":"get","id":"a-1","data":{"session_id":1234567890,"key":"cpus"}}"#;
-    let mut samples = Vec::with_capacity(ROUND_TRIPS);
-    for i in 0..WARMUP + ROUND_TRIPS {
-        let t = Instant::now();
-        ws.send(Message::Text(frame.into())).await.unwrap();
-        loop {
-            if let Message::Text(_) = ws.next().await.unwrap().unwrap() {
-                break;
-            }
-        }
-        if i >= WARMUP {
-            samples.push(t.elapsed());
-        }
-    }
-    percentiles(samples)
-}
-
-async fn get_latency(addr: SocketAddr) -> (f64, f64) {
-    let mut c = Client::connect(addr).await;
+    let mut c = Client::connect(daemon).await;
     c.handshake().await;
     let sid = c.open(VMCP_URL).await;
-    let mut samples = Vec::with_capacity(ROUND_TRIPS);
-    for i in 0..WARMUP + ROUND_TRIPS {
-        let t = Instant::now();
-        c.act("get", sid, json!({"key": "cpus"})).await;
-        let reply = c.next_frame().await;
-        assert_eq!(reply["name"], "succeed");
-        if i >= WARMUP {
-            samples.push(t.elapsed());
+    let mut echo_samples = Vec::with_capacity(ROUND_TRIPS);
+    let mut get_samples = Vec::with_capacity(ROUND_TRIPS);
+    const BLOCK: usize = 500;
+    for block in 0..(WARMUP + ROUND_TRIPS) / BLOCK {
+        let keep = block * BLOCK >= WARMUP;
+        for _ in 0..BLOCK {
+            let t = Instant::now();
+            ws.send(Message::Text(frame.into())).await.unwrap();
+            while !matches!(ws.next().await.unwrap().unwrap(), Message::Text(_)) {}
+            if keep {
+                echo_samples.push(t.elapsed());
+            }
+        }
+        for _ in 0..BLOCK {
+            let t = Instant::now();
+            c.act("get", sid, json!({"key": "cpus"})).await;
+            let reply = c.next_frame().await;
+            assert_eq!(reply["name"], "succeed");
+            if keep {
+                get_samples.push(t.elapsed());
+            }
         }
     }
-    percentiles(samples)
+    (percentiles(echo_samples), percentiles(get_samples))
 }
 
 async fn many_connections(addr: SocketAddr, pid: u32) -> (usize, Duration, u64) {

@@ -30,6 +30,19 @@ async fn transcript_a_info_handshake_and_new_session() {
     assert_eq!(info["status"], "ok");
     assert_eq!(info["domain"], "test.local");
     assert_eq!(info["version"], "2.0.12");
+    let preflight = reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, format!("http://{}/info", d.addr))
+        .header("Origin", "https://public.example")
+        .header("Access-Control-Request-Private-Network", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status().as_u16(), 200);
+    assert_eq!(
+        preflight.headers()["access-control-allow-private-network"],
+        "true"
+    );
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
 
     let mut c = Client::connect(d.addr).await;
     c.send_text(

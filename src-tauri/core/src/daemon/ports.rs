@@ -2,9 +2,6 @@
 //! The daemon only sees these; `trust`, `consent` and `media` provide the real implementations and the
 //! tests provide fakes. Each failure carries the wire code the page receives in `failed [msg, code]`.
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
@@ -68,38 +65,6 @@ pub trait ConsentGate: Send + Sync + 'static {
     async fn ask(&self, request: ConsentRequest) -> ConsentDecision;
 }
 
-/// Which image a session boots.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ImageRequest {
-    /// A bootable disk image (`diskURL` with its lowercase hex SHA-256 `diskChecksum`).
-    Disk { url: String, sha256: String },
-    /// A µCernVM ISO by version ("latest" allowed), flavour and architecture.
-    CernVm {
-        version: String,
-        flavor: String,
-        x86_64: bool,
-    },
-}
-
-/// Progress of a download: (fraction 0.0..=1.0, message).
-pub type ProgressFn = Arc<dyn Fn(f64, &str) + Send + Sync>;
-
-/// Why an image could not be provided.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message} ({detail})")]
-pub struct ImageFailure {
-    pub message: String,
-    /// Usually -6 (I/O) or -12 (checksum mismatch).
-    pub code: ErrorCode,
-    pub detail: String,
-}
-
-/// Provides a verified local copy of a session's boot image.
-#[async_trait]
-pub trait ImageSource: Send + Sync + 'static {
-    async fn fetch(
-        &self,
-        request: &ImageRequest,
-        progress: ProgressFn,
-    ) -> Result<PathBuf, ImageFailure>;
-}
+// The image port is the session's own (sessions call it when they create their VM); re-exported here
+// so all ports are in one place.
+pub use crate::session::{ImageFailure, ImageRequest, ImageSource, ProgressFn};

@@ -11,13 +11,13 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 use tokio::sync::{broadcast, mpsc, watch};
 
+use super::image_port::{ImageRequest, ImageSource, ProgressFn};
 use super::macros::expand_user_data;
 use super::outbox::Outbox;
 use super::params::{api_url, SETTABLE};
 use super::record::{SessionRecord, VmRecord};
 use super::route::{plan, retry_delay, Step, Target};
 use super::secret::SecretHash;
-use crate::daemon::ports::{ImageRequest, ImageSource, ProgressFn};
 use crate::hypervisor::{BootMedium, HvError, Hypervisor, Vm, VmEvent, VmSpec, VmState};
 use crate::protocol::{ErrorCode, Outgoing, SessionState, HVF_DEPLOYMENT_HDD, HVF_SYSTEM_64BIT};
 use crate::store::DataDir;

@@ -3,6 +3,7 @@
 //! API-port probing, and persistence of session records across daemon restarts.
 
 mod actor;
+mod image_port;
 mod macros;
 mod outbox;
 mod params;
@@ -15,6 +16,7 @@ pub use actor::{
     spawn_new, spawn_recovered, Command, Control, Reply, SessionContext, SessionHandle,
     SessionSnapshot, Subscriber,
 };
+pub use image_port::{ImageFailure, ImageRequest, ImageSource, ProgressFn};
 pub use macros::expand_user_data;
 pub use outbox::Outbox;
 pub use params::{api_url, validate_name, ParamError, SessionParams, SETTABLE};

@@ -4,6 +4,7 @@
 
 #![cfg(target_os = "linux")]
 
+#[path = "qemu_support/mod.rs"]
 mod support;
 
 use std::time::{Duration, Instant};

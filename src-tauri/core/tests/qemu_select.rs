@@ -2,6 +2,7 @@
 //! accelerator rule applied; `virtualbox` is unavailable until that backend is built in.
 #![cfg(target_os = "linux")]
 
+#[path = "qemu_support/mod.rs"]
 mod support;
 
 use webapi_core::hypervisor::qemu::cpu_has_hw_virt;

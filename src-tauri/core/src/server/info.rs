@@ -26,5 +26,13 @@ pub(super) async fn handle(
         "version": crate::PROTOCOL_VERSION,
         "daemon": crate::VERSION,
     });
-    ([(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")], Json(body)).into_response()
+    let mut response = ([(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")], Json(body)).into_response();
+    // Chrome's Private Network Access preflight from public pages (shared/spec/protocol.md §7.1 item 5).
+    if headers.contains_key("access-control-request-private-network") {
+        response.headers_mut().insert(
+            "access-control-allow-private-network",
+            header::HeaderValue::from_static("true"),
+        );
+    }
+    response
 }

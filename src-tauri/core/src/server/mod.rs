@@ -1,9 +1,10 @@
-//! The listener: plain HTTP (`/info`, `/js/cvmwebapi.js`) and the WebSocket upgrade, behind the
-//! Host/Origin gate.
+//! The listener: plain HTTP (`/info`, `/js/cvmwebapi.js`) and the WebSocket upgrade on any path,
+//! behind the Host gate.
 
 mod gate;
 mod info;
 mod sdk;
+mod ws;
 
 pub use gate::{host_is_allowed, CallerOrigin};
 
@@ -27,7 +28,7 @@ pub fn router(state: Arc<DaemonState>) -> Router {
         .route("/info", any(info::handle))
         .route("/info/", any(info::handle))
         .route("/js/cvmwebapi.js", axum::routing::get(sdk::handle))
-        .fallback(not_found)
+        .fallback(upgrade_or_not_found)
         .layer(middleware::from_fn_with_state(state.clone(), host_gate))
         .with_state(state)
 }
@@ -47,6 +48,14 @@ async fn host_gate(State(state): State<Arc<DaemonState>>, req: Request, next: Ne
             .into_response();
     }
     next.run(req).await
+}
+
+/// Every path upgrades to a WebSocket (the JS connects to `/`); other requests get the original's 404.
+async fn upgrade_or_not_found(State(state): State<Arc<DaemonState>>, req: Request) -> Response {
+    match ws::upgrade(state, req).await {
+        Ok(response) => response,
+        Err(_) => not_found().await,
+    }
 }
 
 async fn not_found() -> Response {

@@ -1,1 +1,25 @@
-//! One actor per session owning its state machine; persistence across restarts. (Built by the real-VMs issue.)
+//! Sessions: one actor task per session owning its state machine, commanded over a channel
+//! ([`SessionHandle`], [`Command`]); typed parameters, `userData` macros, target-state routing,
+//! API-port probing, and persistence of session records across daemon restarts.
+
+mod actor;
+mod image_port;
+mod macros;
+mod outbox;
+mod params;
+mod probe;
+mod record;
+mod route;
+mod secret;
+
+pub use actor::{
+    spawn_new, spawn_recovered, Command, Control, Reply, SessionContext, SessionHandle,
+    SessionSnapshot, Subscriber,
+};
+pub use image_port::{ImageFailure, ImageRequest, ImageSource, ProgressFn};
+pub use macros::expand_user_data;
+pub use outbox::Outbox;
+pub use params::{api_url, validate_name, ParamError, SessionParams, SETTABLE};
+pub use record::{SessionRecord, VmRecord};
+pub use route::{plan, retry_delay, Step, Target};
+pub use secret::SecretHash;

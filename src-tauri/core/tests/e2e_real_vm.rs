@@ -4,7 +4,8 @@
 //!
 //! requestSession → start → running → apiStateChanged and the guest shows the substituted userData →
 //! set executionCap → pause → resume → hibernate → start restores (same boot) → reset (new boot) →
-//! `kill -9` of the daemon and a restart: the page gets the same running VM back → stop → close
+//! `kill -9` of the daemon and a restart: the page gets the same running VM back → the cap holds on a
+//! burning guest → stop (ACPI) → start → the guest powers itself off and the page is told → close
 //! (VM folder and process gone). Linux only (the QEMU backend needs unix sockets and /proc).
 #![cfg(target_os = "linux")]
 
@@ -250,6 +251,15 @@ impl Drop for Cleanup {
     }
 }
 
+fn daemon_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -414,9 +424,42 @@ async fn a_website_drives_a_real_vm_through_its_whole_life() {
         "the same running VM came back"
     );
 
-    // stop (ACPI), close: nothing left behind
+    // The cap set before hibernation still holds: a CPU burn in the guest settles near 25 % of a core.
+    let qemu = *qemu_pids_with(&vm_dir).first().expect("QEMU process");
+    support::get(api, "/cgi-bin/burn?seconds=12")
+        .await
+        .expect("burn starts");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let used = support::cpu_percent(qemu, Duration::from_secs(4)).await;
+    eprintln!("QEMU CPU use under a 25 % cap with a burning guest: {used:.1} %");
+    assert!(
+        used < 45.0,
+        "cap 25 % not enforced: QEMU used {used:.1} % of a core"
+    );
+    let rss_kib = daemon_rss_kib(guard.daemon.as_ref().unwrap().id());
+    eprintln!("daemon RSS with one running VM: {rss_kib} KiB");
+
+    // stop (ACPI)
     page.act(sid, "stop", json!({})).await;
     page.state(sid, 2).await;
+
+    // The guest powers itself off: the page is told without asking.
+    page.forget();
+    page.act(sid, "start", json!({})).await;
+    page.state(sid, 5).await;
+    let up = page
+        .wait(
+            "apiStateChanged 1 after a cold start",
+            |f| f["name"] == "apiStateChanged" && f["data"][0] == 1,
+            VM_WAIT,
+        )
+        .await;
+    let api = api_addr(up["data"][1].as_str().unwrap());
+    support::wait_api(api).await;
+    let _ = support::get(api, "/cgi-bin/poweroff").await;
+    page.state(sid, 2).await;
+
+    // close: nothing left behind
     page.act(sid, "close", json!({})).await;
     page.state(sid, 0).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);

@@ -311,6 +311,8 @@ impl Actor {
                     }
                 };
                 tracing::info!(session = %name, ?state, "re-attached to the session's VM");
+                // The session's executionCap is the truth, whatever the stored handle remembered.
+                self.core.cap_dirty = true;
                 self.vm_events = Some(vm.events());
                 self.vm = Some(vm);
                 self.core.set_state(state);
@@ -423,20 +425,22 @@ impl Actor {
         } else {
             None
         };
-        let fut = execute(step, vm, ctx, create);
-        tokio::pin!(fut);
-        let outcome = loop {
-            let effective = core.retarget.and_then(end_state).unwrap_or(end);
-            tokio::select! {
-                result = &mut fut => break result,
-                cmd = rx.recv(), if *rx_open => match cmd {
-                    Some(cmd) => {
-                        if let Some(t) = core.handle(cmd, Some(effective)) {
-                            core.retarget = Some(t);
+        let outcome = {
+            let fut = execute(step, vm, ctx, create);
+            tokio::pin!(fut);
+            loop {
+                let effective = core.retarget.and_then(end_state).unwrap_or(end);
+                tokio::select! {
+                    result = &mut fut => break result,
+                    cmd = rx.recv(), if *rx_open => match cmd {
+                        Some(cmd) => {
+                            if let Some(t) = core.handle(cmd, Some(effective)) {
+                                core.retarget = Some(t);
+                            }
                         }
-                    }
-                    None => *rx_open = false,
-                },
+                        None => *rx_open = false,
+                    },
+                }
             }
         };
         match outcome {
@@ -449,6 +453,18 @@ impl Actor {
                 if step == Step::Destroy {
                     core.record.vm = None;
                     core.persist();
+                } else if let (Some(record), Some(vm)) = (core.record.vm.as_mut(), vm.as_ref()) {
+                    // The handle changes with the VM's life (a new process after boot or restore):
+                    // keep the stored one current, so a restarted daemon finds the VM as it is now.
+                    let handle = vm.handle();
+                    if record.handle != handle {
+                        record.handle = handle;
+                        core.persist();
+                    }
+                }
+                if step == Step::Boot {
+                    // A new VM process: give it the session's cap.
+                    core.cap_dirty = true;
                 }
                 Ok(())
             }

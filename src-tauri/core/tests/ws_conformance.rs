@@ -190,7 +190,11 @@ async fn transcript_b_start_stop_close_with_api_and_user_data() {
     assert_eq!(c.state_changed(sid).await, 0);
     assert!(vm.lock().unwrap().destroyed);
     let calls = fakes.hv.calls();
-    assert_eq!(calls, ["create", "boot", "shutdown", "destroy"]);
+    // Every boot gets the session's cap applied to the new VM process.
+    assert_eq!(
+        calls,
+        ["create", "boot", "set_cpu_cap", "shutdown", "destroy"]
+    );
 }
 
 #[tokio::test]
@@ -224,7 +228,18 @@ async fn pause_resume_hibernate_restore_reset_and_refused_routes() {
     assert_eq!(vm.lock().unwrap().resets, 1, "reset works");
     assert_eq!(
         fakes.hv.calls(),
-        ["create", "boot", "pause", "resume", "save", "boot", "reset"]
+        // every boot (cold or restore) gets the session's cap applied to the new VM process
+        [
+            "create",
+            "boot",
+            "set_cpu_cap",
+            "pause",
+            "resume",
+            "save",
+            "boot",
+            "set_cpu_cap",
+            "reset"
+        ]
     );
     // stop from paused is a hard power-off.
     c.act("pause", sid, json!({})).await;

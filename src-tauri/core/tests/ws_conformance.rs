@@ -567,3 +567,26 @@ async fn closed_and_released_sessions_are_forgotten() {
     c.open(VMCP_URL).await;
     assert_eq!(fakes.consent.count(), 2);
 }
+
+#[tokio::test]
+async fn latest_is_recorded_as_the_version_the_image_resolved_to() {
+    let (_fakes, d) = setup().await;
+    let mut c = Client::connect(d.addr).await;
+    c.handshake().await;
+    let sid = c.open(VMCP_URL).await;
+    let rid = c
+        .act(
+            "set",
+            sid,
+            json!({"key": "cernvmVersion", "value": "latest"}),
+        )
+        .await;
+    c.event("succeed", &rid).await;
+    c.act("start", sid, json!({})).await;
+    assert_eq!(c.state_changed(sid).await, 5);
+    let rid = c.act("get", sid, json!({"key": "cernvmVersion"})).await;
+    assert_eq!(
+        c.event("succeed", &rid).await["data"],
+        json!([support::RESOLVED_LATEST])
+    );
+}

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::ports::{
     ConsentDecision, ConsentGate, ConsentRequest, ImageFailure, ImageRequest, ImageSource,
-    ProgressFn, VmcpFailure, VmcpSource,
+    LocalImage, ProgressFn, VmcpFailure, VmcpSource,
 };
 use crate::consent::{self, ConsentBroker};
 use crate::media::{self, ImageCache, ImageLease, Progress};
@@ -92,7 +92,7 @@ impl ImageSource for CachedImages {
         &self,
         request: &ImageRequest,
         progress: ProgressFn,
-    ) -> Result<PathBuf, ImageFailure> {
+    ) -> Result<LocalImage, ImageFailure> {
         let source = match request {
             ImageRequest::Disk { url, sha256 } => media::ImageSource::Disk {
                 url: url.clone(),
@@ -126,11 +126,14 @@ impl ImageSource for CachedImages {
                 code: ErrorCode::from_code(e.code()).unwrap_or(ErrorCode::IoError),
                 detail: e.detail(),
             })?;
-        let path = lease.path().to_path_buf();
+        let image = LocalImage {
+            path: lease.path().to_path_buf(),
+            resolved_version: lease.resolved_version().map(str::to_string),
+        };
         self.leases
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(path.clone(), lease);
-        Ok(path)
+            .insert(image.path.clone(), lease);
+        Ok(image)
     }
 }

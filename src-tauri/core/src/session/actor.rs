@@ -444,8 +444,12 @@ impl Actor {
             }
         };
         match outcome {
-            Ok(Some(created)) => {
+            Ok(Some((created, resolved_version))) => {
                 core.record.vm = Some(created);
+                if let Some(version) = resolved_version {
+                    // `latest` becomes the version actually booted (shared/spec/protocol.md §2.8).
+                    core.record.params.cernvm_version = version;
+                }
                 core.persist();
                 Ok(())
             }
@@ -607,18 +611,18 @@ struct CreateInputs {
     progress: ProgressFn,
 }
 
-/// Runs one backend step. `Ok(Some(..))` when a VM was created.
+/// Runs one backend step. `Ok(Some(..))` when a VM was created (with the image's resolved version).
 async fn execute(
     step: Step,
     vm: &mut Option<Box<dyn Vm>>,
     ctx: &SessionContext,
     create: Option<CreateInputs>,
-) -> Result<Option<VmRecord>, StepError> {
+) -> Result<Option<(VmRecord, Option<String>)>, StepError> {
     if step == Step::Create {
         let Some(inputs) = create else {
             return Err(hard("Unable to create the VM", ErrorCode::CreateError));
         };
-        let path = ctx
+        let image = ctx
             .images
             .fetch(&inputs.image, inputs.progress)
             .await
@@ -632,8 +636,8 @@ async fn execute(
             })?;
         let mut spec = inputs.spec;
         spec.medium = match inputs.image {
-            ImageRequest::Disk { .. } => BootMedium::Disk(path),
-            ImageRequest::CernVm { .. } => BootMedium::Iso(path),
+            ImageRequest::Disk { .. } => BootMedium::Disk(image.path),
+            ImageRequest::CernVm { .. } => BootMedium::Iso(image.path),
         };
         let created = ctx
             .hypervisor
@@ -642,7 +646,7 @@ async fn execute(
             .map_err(|e| hv_error(step, e))?;
         let handle = created.handle();
         *vm = Some(created);
-        return Ok(Some(VmRecord { spec, handle }));
+        return Ok(Some((VmRecord { spec, handle }, image.resolved_version)));
     }
     if step == Step::Destroy {
         if let Some(v) = vm.take() {

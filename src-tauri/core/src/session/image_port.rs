@@ -33,6 +33,14 @@ pub struct ImageFailure {
     pub detail: String,
 }
 
+/// A verified local copy of a boot image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalImage {
+    pub path: PathBuf,
+    /// For `CernVm { version: "latest" }`: the concrete version it resolved to (the session records it).
+    pub resolved_version: Option<String>,
+}
+
 /// Provides a verified local copy of a session's boot image.
 #[async_trait]
 pub trait ImageSource: Send + Sync + 'static {
@@ -40,5 +48,5 @@ pub trait ImageSource: Send + Sync + 'static {
         &self,
         request: &ImageRequest,
         progress: ProgressFn,
-    ) -> Result<PathBuf, ImageFailure>;
+    ) -> Result<LocalImage, ImageFailure>;
 }

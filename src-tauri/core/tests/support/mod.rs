@@ -147,13 +147,16 @@ impl FakeImages {
     }
 }
 
+/// The version the fake image source resolves `latest` to.
+pub const RESOLVED_LATEST: &str = "2026.11-1";
+
 #[async_trait]
 impl ImageSource for FakeImages {
     async fn fetch(
         &self,
         request: &ImageRequest,
         progress: ProgressFn,
-    ) -> Result<PathBuf, ImageFailure> {
+    ) -> Result<LocalImage, ImageFailure> {
         self.requests.lock().unwrap().push(request.clone());
         progress(0.5, "Downloading the image");
         let path = self.dir.join("image.iso");
@@ -163,7 +166,17 @@ impl ImageSource for FakeImages {
             detail: e.to_string(),
         })?;
         progress(1.0, "Image ready");
-        Ok(path)
+        // Like the real cache, `latest` comes back as the concrete version fetched.
+        let resolved_version = match request {
+            ImageRequest::CernVm { version, .. } if version == "latest" => {
+                Some(RESOLVED_LATEST.into())
+            }
+            _ => None,
+        };
+        Ok(LocalImage {
+            path,
+            resolved_version,
+        })
     }
 }
 

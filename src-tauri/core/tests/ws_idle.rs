@@ -299,3 +299,104 @@ async fn a_stop_by_the_page_is_not_undone_by_autostart() {
         .skip_while(|c| *c != "shutdown")
         .any(|c| c == "boot"));
 }
+
+// ---------------------------------------------------------------- real X server
+
+/// Finds an external tool; missing is a failure under CI and a skip (false) otherwise.
+fn have(name: &str) -> bool {
+    let found = std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found && std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{name} is required for this test under CI (scripts/install-deps.sh installs it)");
+    }
+    if !found {
+        eprintln!("skipping: {name} not installed");
+    }
+    found
+}
+
+/// A private Xvfb on a display number it picks itself (`-displayfd`); killed on drop.
+struct Xvfb {
+    child: std::process::Child,
+    display: String,
+}
+
+impl Xvfb {
+    fn start() -> Self {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-nolisten",
+                "tcp",
+                "-screen",
+                "0",
+                "640x480x24",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start Xvfb");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("read the display number from Xvfb");
+        assert!(!line.trim().is_empty(), "Xvfb reported no display number");
+        Self {
+            child,
+            display: format!(":{}", line.trim()),
+        }
+    }
+
+    fn mousemove(&self, x: u32, y: u32) {
+        let status = std::process::Command::new("xdotool")
+            .args(["mousemove", &x.to_string(), &y.to_string()])
+            .env("DISPLAY", &self.display)
+            .status()
+            .expect("run xdotool");
+        assert!(status.success(), "xdotool mousemove failed");
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The real X11 idle source under Xvfb drives the daemon's controlled session: no input for the
+/// threshold raises the cap to max, an `xdotool mousemove` drops it to min.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn real_x11_input_drives_the_cap() {
+    if !have("Xvfb") || !have("xdotool") {
+        return;
+    }
+    let x = Xvfb::start();
+    let fakes = Fakes::new();
+    let (d, _c, _sid) = running_session(&fakes, 10, 100, 0).await;
+    let source = Arc::new(idle::x11::X11Source::new(Some(x.display.clone())));
+    let handle = idle::spawn_with(
+        &d.state,
+        source,
+        Arc::new(SystemClock),
+        Duration::from_secs(3),
+    );
+    for round in 0..2 {
+        x.mousemove(10 + round, 20);
+        vm_until(&fakes, "cap 10 right after input", |s, cap| {
+            s == VmState::Running && cap == 10
+        })
+        .await;
+        vm_until(&fakes, "cap 100 after 3 s without input", |_, cap| {
+            cap == 100
+        })
+        .await;
+    }
+    assert_eq!(handle.status().borrow().source, "x11");
+}

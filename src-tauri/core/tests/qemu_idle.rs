@@ -230,4 +230,9 @@ async fn the_cap_of_a_real_vm_follows_real_x11_input() {
     let id = c.act("close", sid, json!({})).await;
     c.event("succeed", &id).await;
     wait_state(&mut c, sid, 0).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while qemu::alive(pid) {
+        assert!(Instant::now() < deadline, "QEMU {pid} outlived the closed session");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

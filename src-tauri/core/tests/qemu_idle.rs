@@ -1,7 +1,8 @@
 //! End to end with real parts: a daemon with the real QEMU backend (TCG) runs a controlled session of the
 //! test guest, the real X11 idle source watches a private Xvfb, and `xdotool mousemove` is the user.
 //! No input for the threshold raises the cap to daemonMaxCap (QEMU's CPU use follows), input drops it to
-//! daemonMinCap. Only the VMCP source and consent are the test fakes of `support`.
+//! daemonMinCap; the pause mode and the DF_SUSPEND mode pause/save and resume/restore the real VM.
+//! Only the VMCP source and consent are the test fakes of `support`.
 
 #![cfg(target_os = "linux")]
 
@@ -22,6 +23,7 @@ use tokio_tungstenite::tungstenite::Message;
 use webapi_core::daemon::ports::ImageSource;
 use webapi_core::daemon::Services;
 use webapi_core::idle::{self, SystemClock};
+use webapi_core::protocol::SessionState;
 use webapi_core::session::{Command, ImageFailure, ImageRequest, ProgressFn};
 
 /// Hands out the test guest ISO for every image request.
@@ -156,6 +158,118 @@ async fn cap_until(d: &Running, want: u8, what: &str) {
     }
 }
 
+/// The session's state as its actor reports it.
+async fn session_state(d: &Running) -> Option<SessionState> {
+    let session = d.state.registry().sessions().pop()?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    session.send(Command::Inspect(tx)).await.ok()?;
+    let snap = rx.await.ok()?;
+    (!snap.busy).then_some(snap.state)
+}
+
+async fn state_until(d: &Running, want: SessionState, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while session_state(d).await != Some(want) {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Pause mode (daemonMinCap 0) and then, after `set daemonFlags 1`, suspend mode on a real VM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_and_suspend_modes_on_a_real_vm() {
+    let Some((hv, iso)) = qemu::setup() else {
+        return;
+    };
+    if !have("Xvfb") || !have("xdotool") {
+        return;
+    }
+    let x = Xvfb::start();
+    let fakes = Fakes::new();
+    let url = "http://test.local/qemu-idle-pause";
+    fakes.vmcp.add(
+        url,
+        json!({
+            "name": "idle-pause", "secret": "s3cret", "signature": "c2ln",
+            "cpus": 1, "memory": 128, "disk": 64, "flags": 0, "apiPort": 80,
+            "userData": "ctx-idle",
+            "daemonControlled": 1, "daemonMinCap": 0, "daemonMaxCap": 0, "daemonFlags": 0
+        }),
+    );
+    let services = Services {
+        images: Some(Arc::new(GuestIso(iso))),
+        hypervisor: Some(Arc::new(hv)),
+        ..fakes.services()
+    };
+    let d = start_daemon(services, test_limits(), &fakes.data_dir()).await;
+    let mut c = Client::connect(d.addr).await;
+    c.handshake().await;
+    let sid = c.open(url).await;
+    c.act("start", sid, json!({})).await;
+    wait_state(&mut c, sid, 5).await;
+    let pid = qemu_pid_under(&fakes.data_dir());
+    let _guard = qemu::KillOnDrop(pid);
+    let id = c.act("get", sid, json!({"key": "apiURL"})).await;
+    let api: SocketAddr = c.event("succeed", &id).await["data"][0]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .expect("apiURL host:port");
+    let booted = qemu::wait_api(api).await;
+
+    let _handle = idle::spawn_with(
+        &d.state,
+        Arc::new(idle::x11::X11Source::new(Some(x.display.clone()))),
+        Arc::new(SystemClock),
+        // Long enough that the "paused guest does not answer" probe (3 s) ends before the resume.
+        Duration::from_secs(10),
+    );
+    x.mousemove(10);
+    state_until(&d, SessionState::Paused, "paused while active").await;
+    assert!(qemu::status(api).await.is_none(), "a paused guest answered");
+    state_until(&d, SessionState::Running, "resumed when idle").await;
+    assert_eq!(qemu::wait_api(api).await.boot_id, booted.boot_id);
+
+    // Suspend mode: saved to disk while active, restored (not rebooted) when idle.
+    let id = c
+        .act("set", sid, json!({"key": "daemonFlags", "value": "1"}))
+        .await;
+    c.event("succeed", &id).await;
+    x.mousemove(20);
+    state_until(&d, SessionState::Saved, "saved while active").await;
+    assert!(!qemu::alive(pid), "a saved VM has no QEMU process");
+    state_until(&d, SessionState::Running, "restored when idle").await;
+    let pid = qemu_pid_under(&fakes.data_dir());
+    let _guard2 = qemu::KillOnDrop(pid);
+    let id = c.act("get", sid, json!({"key": "apiURL"})).await;
+    let api: SocketAddr = c.event("succeed", &id).await["data"][0]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    assert_eq!(
+        qemu::wait_api(api).await.boot_id,
+        booted.boot_id,
+        "restored, not rebooted"
+    );
+
+    let id = c.act("close", sid, json!({})).await;
+    c.event("succeed", &id).await;
+    wait_state(&mut c, sid, 0).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while qemu::alive(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "QEMU {pid} outlived the closed session"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cap_of_a_real_vm_follows_real_x11_input() {
     let Some((hv, iso)) = qemu::setup() else {
@@ -232,7 +346,10 @@ async fn the_cap_of_a_real_vm_follows_real_x11_input() {
     wait_state(&mut c, sid, 0).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     while qemu::alive(pid) {
-        assert!(Instant::now() < deadline, "QEMU {pid} outlived the closed session");
+        assert!(
+            Instant::now() < deadline,
+            "QEMU {pid} outlived the closed session"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

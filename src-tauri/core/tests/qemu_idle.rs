@@ -118,7 +118,8 @@ async fn wait_state(c: &mut Client, sid: u64, want: i64) {
         if v["name"] == "failed" {
             panic!("the session failed: {v}");
         }
-        if v["name"] == "stateChanged" && v["id"] == sid.to_string() && v["data"][0] == want {
+        let for_us = v["id"].as_str() == Some(sid.to_string().as_str());
+        if v["name"] == "stateChanged" && for_us && v["data"][0] == want {
             return;
         }
     }

@@ -159,6 +159,16 @@ async fn cap_until(d: &Running, want: u8, what: &str) {
     }
 }
 
+/// Test limits without pings: the page's client does not read (and so does not answer pings) while the
+/// test watches the VM for longer than the default 30 s silence limit.
+fn quiet_limits() -> webapi_core::daemon::Limits {
+    webapi_core::daemon::Limits {
+        ping_after: Duration::from_secs(600),
+        idle_timeout: Duration::from_secs(1200),
+        ..test_limits()
+    }
+}
+
 /// The session's state as its actor reports it.
 async fn session_state(d: &Running) -> Option<SessionState> {
     let session = d.state.registry().sessions().pop()?;
@@ -202,7 +212,7 @@ async fn pause_and_suspend_modes_on_a_real_vm() {
         hypervisor: Some(Arc::new(hv)),
         ..fakes.services()
     };
-    let d = start_daemon(services, test_limits(), &fakes.data_dir()).await;
+    let d = start_daemon(services, quiet_limits(), &fakes.data_dir()).await;
     let mut c = Client::connect(d.addr).await;
     c.handshake().await;
     let sid = c.open(url).await;
@@ -296,7 +306,7 @@ async fn the_cap_of_a_real_vm_follows_real_x11_input() {
         hypervisor: Some(Arc::new(hv)),
         ..fakes.services()
     };
-    let d = start_daemon(services, test_limits(), &fakes.data_dir()).await;
+    let d = start_daemon(services, quiet_limits(), &fakes.data_dir()).await;
     let mut c = Client::connect(d.addr).await;
     c.handshake().await;
     let sid = c.open(url).await;

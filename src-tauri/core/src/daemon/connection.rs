@@ -97,6 +97,15 @@ impl Connection {
                 // The daemon never sends `interact` prompts (consent is our own dialog), so a callback
                 // has nothing to complete: it is ignored, as §7.2 item 28 recommends.
             }
+            // Protocol extension: the old API's daemon-level idle properties (docs/protocol.md).
+            "getIdleStatus" => {
+                let props = match ctx.state.registry().idle_status() {
+                    Some(status) => status.protocol_properties(),
+                    None => json!({"isSystemIdle": false, "idleTime": 0}),
+                };
+                ctx.outbox
+                    .send(Outgoing::event("succeed", action.id.clone(), vec![props]));
+            }
             "requestSession" => match action.params.get("vmcp") {
                 Some(url) => {
                     let url = url.to_string();

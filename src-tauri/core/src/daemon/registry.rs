@@ -1,11 +1,12 @@
 //! The daemon-wide session registry: sessions by name, and the wire ids (the numbers on the wire, §5.3)
-//! each bound to the one connection allowed to address it.
+//! each bound to the one connection allowed to address it; and the idle controller's handle, once started.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use ring::rand::{SecureRandom, SystemRandom};
 
+use crate::idle::{IdleHandle, IdleStatus};
 use crate::session::SessionHandle;
 
 /// Sessions by name and wire ids by number. Critical sections are short and never await.
@@ -18,6 +19,8 @@ pub struct Registry {
 struct Inner {
     by_name: HashMap<String, SessionHandle>,
     wires: HashMap<u32, (SessionHandle, u64)>,
+    /// The idle controller of this daemon, once started (for `getIdleStatus`).
+    idle: Option<IdleHandle>,
 }
 
 impl Registry {
@@ -97,6 +100,23 @@ impl Registry {
             .filter(|h| h.is_alive())
             .cloned()
             .collect()
+    }
+
+    /// Publishes the idle controller's handle (replacing an earlier one).
+    pub fn set_idle(&self, handle: IdleHandle) {
+        self.lock().idle = Some(handle);
+    }
+
+    /// The idle controller's handle, if one was started.
+    pub fn idle(&self) -> Option<IdleHandle> {
+        self.lock().idle.clone()
+    }
+
+    /// The idle controller's latest status, if one was started.
+    pub fn idle_status(&self) -> Option<IdleStatus> {
+        let handle = self.idle()?;
+        let status = handle.status().borrow().clone();
+        Some(status)
     }
 
     /// How many sessions are registered (for logs and tests).

@@ -153,6 +153,7 @@ pub(super) async fn run(ctx: Arc<ConnCtx>, id: String, url: String) {
                 domain: req.ctx.origin.domain().to_string(),
                 state: SessionState::Missing,
                 vm: None,
+                held_by_hand: false,
             };
             // Another request may have created it while the dialog was open.
             if let Some(existing) = registry.by_name(&name) {

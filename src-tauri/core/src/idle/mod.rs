@@ -2,9 +2,9 @@
 //! `daemonControlled` / `daemonMinCap` / `daemonMaxCap` / `daemonFlags` policy as pure functions, and the
 //! controller task that applies it to the sessions through [`IdleTarget`].
 //!
-//! Wiring: `let source = idle::detect().await;` then
-//! `let (ctl, handle) = Controller::new(source, target, Arc::new(SystemClock), threshold);`
-//! `tokio::spawn(ctl.run());` and keep `handle` for the tray (status, snooze) and the protocol.
+//! Wiring in a daemon: `let handle = idle::spawn_for(&daemon.state(), threshold).await;` (picks the
+//! source, starts the controller over the daemon's sessions, publishes it to pages) and keep `handle`
+//! for the tray (status, snooze).
 
 pub mod clock;
 pub mod controller;
@@ -15,6 +15,7 @@ pub mod gnome;
 pub mod os;
 pub mod params;
 pub mod policy;
+pub mod sessions;
 pub mod source;
 pub mod status;
 pub mod target;
@@ -35,6 +36,7 @@ pub use controller::{Controller, IdleHandle};
 pub use detect::detect;
 pub use params::{IdlePolicy, ParamError, PolicyMode, DF_AUTOSTART, DF_SUSPEND};
 pub use policy::{decide, presence, IdleAction, Presence, SessionView, DEFAULT_THRESHOLD};
+pub use sessions::{spawn_for, spawn_with, SessionsTarget};
 pub use source::{IdleError, IdleSource, UnknownSource};
 pub use status::{Doing, IdleStatus};
 pub use target::{ControlledSession, IdleTarget, TargetError};

@@ -19,6 +19,7 @@ use super::record::{SessionRecord, VmRecord};
 use super::route::{plan, retry_delay, Step, Target};
 use super::secret::SecretHash;
 use crate::hypervisor::{BootMedium, HvError, Hypervisor, Vm, VmEvent, VmSpec, VmState};
+use crate::idle::IdleAction;
 use crate::protocol::{ErrorCode, Outgoing, SessionState, HVF_DEPLOYMENT_HDD, HVF_SYSTEM_64BIT};
 use crate::store::DataDir;
 
@@ -121,6 +122,13 @@ pub enum Command {
     },
     /// A snapshot of the session for in-process callers (tray panel, idle policy).
     Inspect(tokio::sync::oneshot::Sender<SessionSnapshot>),
+    /// An action of the idle controller. Unlike a page's [`Command::Control`] it never marks the session
+    /// as held by hand, and it is refused (answered at once, before the VM acts) when the session is busy,
+    /// not under idle control, held by hand, or not in the state the action starts from.
+    Idle {
+        action: IdleAction,
+        answer: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
 }
 
 /// What a session looks like right now.
@@ -132,6 +140,12 @@ pub struct SessionSnapshot {
     pub origin: String,
     /// Connections currently holding a session id for it.
     pub subscribers: usize,
+    /// A transition (create, boot, pause, save, ...) is running: `state` is where it started.
+    pub busy: bool,
+    /// The user or the page paused, saved or stopped the VM and did not start or resume it since.
+    pub held_by_hand: bool,
+    /// The CPU cap last applied to the running VM (`None` when not running or not applied since boot).
+    pub applied_cap: Option<u8>,
 }
 
 /// The address of a session actor. Cheap to clone.
@@ -205,6 +219,8 @@ fn spawn(record: SessionRecord, ctx: SessionContext, recover: bool) -> SessionHa
             api_up: false,
             retarget: None,
             cap_dirty: false,
+            idle_cap: None,
+            applied_cap: None,
             ever_subscribed: false,
         },
         ctx,
@@ -236,6 +252,11 @@ struct Core {
     retarget: Option<Target>,
     /// `executionCap` changed and must be applied to the VM.
     cap_dirty: bool,
+    /// The cap the idle controller asked for; wins over `executionCap` while the session is controlled
+    /// with `daemonMinCap` > 0.
+    idle_cap: Option<u8>,
+    /// The cap last applied to the running VM.
+    applied_cap: Option<u8>,
     ever_subscribed: bool,
 }
 
@@ -553,16 +574,31 @@ impl Actor {
         }
     }
 
+    /// Applies `executionCap` after it changed, or the idle controller's cap when it differs from the one
+    /// the VM runs at (e.g. after a boot).
     async fn apply_cap(&mut self) {
-        if !std::mem::take(&mut self.core.cap_dirty) {
+        let running = matches!(
+            self.core.state,
+            SessionState::Running | SessionState::Paused
+        );
+        if !running {
+            self.core.applied_cap = None;
+        }
+        let idle_cap = self.core.active_idle_cap();
+        let idle_stale = idle_cap.is_some() && self.core.applied_cap != idle_cap;
+        if !std::mem::take(&mut self.core.cap_dirty) && !idle_stale {
             return;
         }
-        let cap = self.core.record.params.execution_cap;
-        if let (Some(vm), SessionState::Running | SessionState::Paused) =
-            (self.vm.as_mut(), self.core.state)
-        {
-            if let Err(e) = vm.set_cpu_cap(cap.max(1)).await {
-                tracing::warn!(session = %self.core.record.params.name, "cannot apply executionCap {cap}: {e}");
+        let cap = idle_cap
+            .unwrap_or(self.core.record.params.execution_cap)
+            .max(1);
+        if let (Some(vm), true) = (self.vm.as_mut(), running) {
+            match vm.set_cpu_cap(cap).await {
+                Ok(()) => self.core.applied_cap = Some(cap),
+                Err(e) => {
+                    self.core.applied_cap = None;
+                    tracing::warn!(session = %self.core.record.params.name, "cannot apply the CPU cap {cap}: {e}");
+                }
             }
         }
     }
@@ -675,6 +711,16 @@ async fn execute(
     result.map(|()| None).map_err(|e| hv_error(step, e))
 }
 
+/// Whether a page's control action holds the VM (pause, hibernate, stop), releases it (start, resume),
+/// or leaves the hold as it is (reset, close).
+fn action_hold(action: &Control) -> Option<bool> {
+    match action {
+        Control::Pause | Control::Hibernate | Control::Stop => Some(true),
+        Control::Start(_) | Control::Resume => Some(false),
+        Control::Reset | Control::Close => None,
+    }
+}
+
 fn hard(message: &str, code: ErrorCode) -> StepError {
     StepError {
         message: message.to_string(),
@@ -703,6 +749,58 @@ fn hv_error(step: Step, e: HvError) -> StepError {
 }
 
 impl Core {
+    /// The idle controller's cap, while the session is still controlled in the cap mode.
+    fn active_idle_cap(&self) -> Option<u8> {
+        let p = &self.record.params;
+        self.idle_cap
+            .filter(|_| p.daemon_controlled && p.daemon_min_cap > 0)
+    }
+
+    /// Serves an action of the idle controller (see [`Command::Idle`]).
+    fn idle(&mut self, action: IdleAction, busy: bool) -> Result<Option<Target>, String> {
+        use SessionState as S;
+        if busy {
+            return Err("the session is busy with another action".into());
+        }
+        if !self.record.params.daemon_controlled {
+            return Err("the session is not under idle control".into());
+        }
+        let by_hand = self.record.held_by_hand;
+        let state = self.state;
+        let refuse = || {
+            Err(format!(
+                "not possible while the session is {}",
+                state.js_name()
+            ))
+        };
+        let target = match action {
+            IdleAction::SetCap(cap) => {
+                if !(1..=100).contains(&cap) {
+                    return Err(format!("cap {cap} is outside 1..=100"));
+                }
+                self.idle_cap = Some(cap);
+                self.cap_dirty = true;
+                return Ok(None);
+            }
+            IdleAction::Pause if state == S::Running => Target::Paused,
+            IdleAction::Save if matches!(state, S::Running | S::Paused) => Target::Saved,
+            IdleAction::Resume | IdleAction::Restore | IdleAction::Start { .. } if by_hand => {
+                return Err("the user or the page paused or stopped it by hand".into())
+            }
+            IdleAction::Resume if state == S::Paused => Target::Running,
+            IdleAction::Restore if state == S::Saved => Target::Running,
+            IdleAction::Start { cap } if state == S::PowerOff => {
+                if let Some(cap) = cap.filter(|c| (1..=100).contains(c)) {
+                    self.idle_cap = Some(cap);
+                }
+                Target::Running
+            }
+            _ => return refuse(),
+        };
+        tracing::info!(session = %self.record.params.name, ?action, "idle control");
+        Ok(Some(target))
+    }
+
     fn should_retire(&self) -> bool {
         self.ever_subscribed && self.subscribers.is_empty() && self.state == SessionState::Missing
     }
@@ -882,6 +980,11 @@ impl Core {
                         if key == "executionCap" {
                             self.cap_dirty = true;
                         }
+                        if key.starts_with("daemon") {
+                            // A new idle policy: the controller asks for its cap again.
+                            self.idle_cap = None;
+                            self.cap_dirty = true;
+                        }
                         self.persist();
                         self.send_to(&reply, "succeed", vec![json!(1)]);
                     }
@@ -921,8 +1024,17 @@ impl Core {
                     params: self.record.params.clone(),
                     origin: self.record.origin.clone(),
                     subscribers: self.subscribers.len(),
+                    busy: effective.is_some(),
+                    held_by_hand: self.record.held_by_hand,
+                    applied_cap: self.applied_cap,
                 });
                 None
+            }
+            Command::Idle { action, answer } => {
+                let result = self.idle(action, effective.is_some());
+                let target = result.as_ref().ok().copied().flatten();
+                let _ = answer.send(result.map(|_| ()));
+                target
             }
         }
     }
@@ -970,7 +1082,8 @@ impl Core {
             self.state_variables_to(reply);
             return None;
         }
-        if let Control::Start(values) = action {
+        if let Control::Start(values) = &action {
+            let values = values.clone();
             let mut params = self.record.params.clone();
             for (key, value) in &values {
                 if params.can_override(key) {
@@ -990,8 +1103,13 @@ impl Core {
             }
             self.record.params = params;
             self.record.user_values = values;
-            self.persist();
         }
+        // A page's pause, hibernate or stop holds the VM there: idle control never undoes it. Its start
+        // or resume hands the VM back to idle control.
+        if let Some(hold) = action_hold(&action) {
+            self.record.held_by_hand = hold;
+        }
+        self.persist();
         self.send_to(
             reply,
             "succeed",

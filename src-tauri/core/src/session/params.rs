@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use crate::idle::params as idle;
+use crate::idle::IdlePolicy;
+
 /// Bounds on parameters. Values outside are refused with a clear message.
 pub const CPUS: (u32, u32) = (1, 64);
 pub const MEMORY_MB: (u32, u32) = (32, 256 * 1024);
@@ -149,10 +152,10 @@ impl SessionParams {
                     .collect()
             }
             "ip" => self.ip = short_text(key, value)?,
-            "daemonControlled" => self.daemon_controlled = int_in(key, value, 0, 1)? == 1,
-            "daemonMinCap" => self.daemon_min_cap = int_in(key, value, 0, 100)? as u8,
-            "daemonMaxCap" => self.daemon_max_cap = int_in(key, value, 0, 100)? as u8,
-            "daemonFlags" => self.daemon_flags = int_in(key, value, 0, 7)?,
+            idle::PARAM_CONTROLLED
+            | idle::PARAM_MIN_CAP
+            | idle::PARAM_MAX_CAP
+            | idle::PARAM_FLAGS => self.apply_idle(key, value)?,
             "name" => return Err(bad(key, "the session name cannot be changed")),
             _ => {
                 if key.len() > MAX_KEY || value.len() > MAX_VALUE {
@@ -165,6 +168,52 @@ impl SessionParams {
             }
         }
         Ok(())
+    }
+
+    /// Sets one idle-control parameter with the idle module's rules (ranges, flag bits, and the
+    /// combination of the four once `daemonControlled` is 1); nothing changes when it is refused.
+    fn apply_idle(&mut self, key: &str, value: &str) -> Result<(), ParamError> {
+        let idle_err = |e: idle::ParamError| bad(key, e.to_string());
+        let number = value
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| bad(key, format!("{value:?} is not an integer")))?;
+        let checked = idle::validate_param(key, number)
+            .map_err(idle_err)?
+            .unwrap_or_default();
+        let mut next = [
+            i64::from(self.daemon_controlled),
+            i64::from(self.daemon_min_cap),
+            i64::from(self.daemon_max_cap),
+            i64::from(self.daemon_flags),
+        ];
+        let slot = match key {
+            idle::PARAM_CONTROLLED => 0,
+            idle::PARAM_MIN_CAP => 1,
+            idle::PARAM_MAX_CAP => 2,
+            _ => 3,
+        };
+        next[slot] = i64::from(checked);
+        let policy = IdlePolicy::validate(next[0], next[1], next[2], next[3]).map_err(idle_err)?;
+        self.set_idle_policy(policy);
+        Ok(())
+    }
+
+    /// The session's idle policy (validated when it was set).
+    pub fn idle_policy(&self) -> IdlePolicy {
+        IdlePolicy {
+            controlled: self.daemon_controlled,
+            min_cap: self.daemon_min_cap,
+            max_cap: self.daemon_max_cap,
+            flags: self.daemon_flags,
+        }
+    }
+
+    fn set_idle_policy(&mut self, p: IdlePolicy) {
+        self.daemon_controlled = p.controlled;
+        self.daemon_min_cap = p.min_cap;
+        self.daemon_max_cap = p.max_cap;
+        self.daemon_flags = p.flags;
     }
 
     /// Whether `key` may be overridden by start values and `setProperty` (VMCP `canOverride`).
@@ -332,6 +381,10 @@ mod tests {
             ("memory", "-5"),
             ("executionCap", "101"),
             ("daemonFlags", "8"),
+            ("daemonFlags", "4"),
+            ("daemonMinCap", "101"),
+            ("daemonMaxCap", "-1"),
+            ("daemonControlled", "2"),
             ("cernvmVersion", "../x"),
             ("diskURL", "file:///etc/passwd"),
             ("diskChecksum", "abc"),
@@ -356,9 +409,38 @@ mod tests {
             ("daemonFlags", "3"),
         ]))
         .unwrap();
+        assert_eq!(p.idle_policy(), IdlePolicy::validate(1, 10, 90, 3).unwrap());
         let c = p.config_object(Some(4000));
         assert_eq!(c["daemonControlled"], 1);
         assert_eq!(c["daemonMaxCap"], 90);
         assert_eq!(c["apiURL"], "http://127.0.0.1:4000");
+    }
+
+    #[test]
+    fn idle_keys_follow_the_idle_rules() {
+        // The combination is checked once controlled: max below min is refused, and nothing changes.
+        let mut p = SessionParams::defaults("vm".into());
+        for (k, v) in [
+            ("daemonMinCap", "50"),
+            ("daemonMaxCap", "80"),
+            ("daemonControlled", "1"),
+        ] {
+            p.apply(k, v).unwrap();
+        }
+        let before = p.clone();
+        let e = p.apply("daemonMaxCap", "20").unwrap_err();
+        assert_eq!(e.key, "daemonMaxCap");
+        assert!(e.reason.contains("below daemonMinCap"), "{e}");
+        let e = p.apply("daemonFlags", "4").unwrap_err();
+        assert!(e.reason.contains("DF_AUTODESTROY"), "{e}");
+        assert_eq!(p, before);
+        // A VMCP with max < min is refused too.
+        assert!(SessionParams::from_vmcp(&vmcp(&[
+            ("name", "vm"),
+            ("daemonControlled", "1"),
+            ("daemonMinCap", "60"),
+            ("daemonMaxCap", "30"),
+        ]))
+        .is_err());
     }
 }

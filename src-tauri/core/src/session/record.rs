@@ -36,6 +36,9 @@ pub struct SessionRecord {
     /// The last state the session reached.
     pub state: SessionState,
     pub vm: Option<VmRecord>,
+    /// The user or the page paused, saved or stopped the VM by hand (idle control leaves it so).
+    #[serde(default)]
+    pub held_by_hand: bool,
 }
 
 impl SessionRecord {
@@ -131,6 +134,7 @@ mod tests {
             domain: "test.local".into(),
             state: SessionState::PowerOff,
             vm: None,
+            held_by_hand: false,
         };
         r.save(dir.path()).unwrap();
         let text = std::fs::read_to_string(SessionRecord::path(dir.path(), "vm")).unwrap();

@@ -83,8 +83,12 @@ pub fn main() -> ExitCode {
                 consent.clone(),
             ))
             .map_err(|e| fail(EXIT_USAGE, e.to_string()))?;
-            let shell = start_daemon(&config, real.services, consent.clone(), Some(log_guard))
+            let mut shell = start_daemon(&config, real.services, consent.clone(), Some(log_guard))
                 .map_err(|(code, msg)| fail(code, msg))?;
+            // Idle control: raises or lowers the caps of sessions that opted in.
+            shell.idle = Some(tauri::async_runtime::block_on(
+                webapi_core::idle::spawn_for(&shell.daemon, args.serve.idle_threshold()),
+            ));
             #[cfg(feature = "e2e-hooks")]
             e2e_hooks::start(app.handle(), consent);
             app.manage(prompter);
@@ -129,6 +133,8 @@ pub struct ShellState {
     pub daemon: Arc<DaemonState>,
     /// The consent broker (blocked sites, remembered answers) for the tray and the control panel.
     pub consent: Arc<ConsentBroker>,
+    /// The idle controller (status for the tray, snooze), once started.
+    pub idle: Option<webapi_core::idle::IdleHandle>,
     stop: watch::Sender<bool>,
     task: Mutex<Option<tauri::async_runtime::JoinHandle<()>>>,
     /// Flushes the file log when the app ends.
@@ -171,6 +177,7 @@ fn start_daemon(
     Ok(ShellState {
         daemon: state,
         consent,
+        idle: None,
         stop,
         task: Mutex::new(Some(task)),
         _log_guard: log_guard,

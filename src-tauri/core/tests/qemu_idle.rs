@@ -24,7 +24,7 @@ use webapi_core::daemon::ports::ImageSource;
 use webapi_core::daemon::Services;
 use webapi_core::idle::{self, SystemClock};
 use webapi_core::protocol::SessionState;
-use webapi_core::session::{Command, ImageFailure, ImageRequest, ProgressFn};
+use webapi_core::session::{Command, ImageFailure, ImageRequest, LocalImage, ProgressFn};
 
 /// Hands out the test guest ISO for every image request.
 struct GuestIso(PathBuf);
@@ -35,9 +35,12 @@ impl ImageSource for GuestIso {
         &self,
         _request: &ImageRequest,
         progress: ProgressFn,
-    ) -> Result<PathBuf, ImageFailure> {
+    ) -> Result<LocalImage, ImageFailure> {
         progress(1.0, "Image ready");
-        Ok(self.0.clone())
+        Ok(LocalImage {
+            path: self.0.clone(),
+            resolved_version: None,
+        })
     }
 }
 

@@ -109,6 +109,8 @@ fn serve(args: ServeArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        // Idle control: raises or lowers the caps of sessions that opted in, as the user comes and goes.
+        let _idle = webapi_core::idle::spawn_for(&daemon.state(), args.idle_threshold()).await;
         match daemon.run(shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -38,6 +38,7 @@ mod tests {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: dir.path().to_path_buf(),
             allow_origins: Vec::new(),
+            image_mirror: None,
         };
         let consent = std::sync::Arc::new(webapi_core::consent::ConsentBroker::headless(
             dir.path(),

@@ -151,4 +151,39 @@ mod tests {
         );
         assert_eq!(outcome_of("not json"), None);
     }
+
+    /// Against the real daemon: no sessions → an empty snapshot; an unknown name → `Gone` at once.
+    #[test]
+    fn the_registry_of_a_real_daemon_is_read_and_addressed_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = webapi_core::config::DaemonConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: dir.path().to_path_buf(),
+            allow_origins: Vec::new(),
+            image_mirror: None,
+        };
+        let consent = std::sync::Arc::new(webapi_core::consent::ConsentBroker::headless(
+            dir.path(),
+            &[],
+        ));
+        let shell = crate::start_daemon(&config, consent).expect("daemon starts");
+        let daemon = shell.daemon.clone();
+        tauri::async_runtime::block_on(async {
+            assert!(snapshot(&daemon).await.is_empty());
+            assert_eq!(
+                control(&daemon, "nobody", Control::Pause, Duration::from_secs(5)).await,
+                Outcome::Gone
+            );
+            assert!(
+                wait_until_left(
+                    &daemon,
+                    "nobody",
+                    webapi_core::protocol::SessionState::Running,
+                    Duration::from_secs(5)
+                )
+                .await
+            );
+        });
+        shell.shut_down();
+    }
 }

@@ -73,14 +73,18 @@ fn display_vm(s: &SessionView) -> &str {
     }
 }
 
-/// Sessions whose VM has just started running: running now, and before either not running or not there.
+/// Sessions whose VM has just booted: running now, and before not there or without a VM up (missing or
+/// powered off). Resuming a paused or hibernated VM (which idle control does often) is not news.
 pub fn started(before: &[SessionView], now: &[SessionView]) -> Vec<Note> {
     now.iter()
         .filter(|s| s.state == SessionState::Running)
         .filter(|s| {
-            !before
-                .iter()
-                .any(|b| b.name == s.name && b.state == SessionState::Running)
+            before.iter().find(|b| b.name == s.name).is_none_or(|b| {
+                matches!(
+                    b.state,
+                    SessionState::Missing | SessionState::Available | SessionState::PowerOff
+                )
+            })
         })
         .map(Note::session_started)
         .collect()
@@ -278,19 +282,23 @@ mod tests {
     }
 
     #[test]
-    fn started_fires_on_the_transition_to_running_only() {
+    fn started_fires_when_a_vm_boots_not_when_it_resumes() {
         let before = [
             view("a", SessionState::Saved),
             view("b", SessionState::Running),
+            view("e", SessionState::PowerOff),
+            view("f", SessionState::Paused),
         ];
         let now = [
             view("a", SessionState::Running),
             view("b", SessionState::Running),
             view("c", SessionState::Running),
             view("d", SessionState::Paused),
+            view("e", SessionState::Running),
+            view("f", SessionState::Running),
         ];
         let notes = started(&before, &now);
-        assert_eq!(notes.len(), 2);
+        assert_eq!(notes.len(), 2, "c (new) and e (booted): {notes:?}");
         assert!(notes.iter().all(|n| n.kind == Kind::SessionStarted));
         assert_eq!(notes[0].body, "https://example.org started “Worker”.");
         assert!(started(&now, &now).is_empty());

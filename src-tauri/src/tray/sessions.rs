@@ -162,12 +162,11 @@ mod tests {
             allow_origins: Vec::new(),
             image_mirror: None,
         };
-        let consent = std::sync::Arc::new(webapi_core::consent::ConsentBroker::headless(
-            dir.path(),
-            &[],
-        ));
-        let shell = crate::start_daemon(&config, consent).expect("daemon starts");
-        let daemon = shell.daemon.clone();
+        // The daemon itself, without the shell's logging (a process has one global subscriber, and the
+        // commands test starts the whole shell).
+        let bound = tauri::async_runtime::block_on(webapi_core::daemon::Daemon::bind(&config))
+            .expect("daemon binds");
+        let daemon = bound.state();
         tauri::async_runtime::block_on(async {
             assert!(snapshot(&daemon).await.is_empty());
             assert_eq!(
@@ -184,6 +183,5 @@ mod tests {
                 .await
             );
         });
-        shell.shut_down();
     }
 }

@@ -65,6 +65,8 @@ pub struct DialogPrompter {
 struct Pending {
     reply: oneshot::Sender<Answer>,
     opened: Instant,
+    /// The website asking (for the tray's notification and icon).
+    origin: String,
 }
 
 /// What the dialog page reads from `window.__CONSENT__`.
@@ -87,6 +89,14 @@ impl DialogPrompter {
 
     fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The dialogs waiting for an answer now, as (window label, asking origin).
+    pub fn waiting_dialogs(&self) -> std::collections::BTreeSet<(String, String)> {
+        self.pending()
+            .iter()
+            .map(|(label, p)| (label.clone(), p.origin.clone()))
+            .collect()
     }
 
     /// Delivers the answer given in window `label`.
@@ -141,6 +151,7 @@ impl Prompter for DialogPrompter {
             Pending {
                 reply,
                 opened: Instant::now(),
+                origin: dialog.request.origin.to_string(),
             },
         );
         let mut open = OpenDialog {
@@ -220,9 +231,14 @@ mod tests {
         opened: Instant,
     ) -> oneshot::Receiver<Answer> {
         let (reply, rx) = oneshot::channel();
-        prompter
-            .pending()
-            .insert(label.into(), Pending { reply, opened });
+        prompter.pending().insert(
+            label.into(),
+            Pending {
+                reply,
+                opened,
+                origin: "https://example.org".into(),
+            },
+        );
         rx
     }
 
@@ -230,6 +246,10 @@ mod tests {
     fn allow_before_the_delay_is_refused_and_the_dialog_keeps_waiting() {
         let p = DialogPrompter::default();
         let mut rx = waiting(&p, "consent-0", Instant::now());
+        assert_eq!(
+            p.waiting_dialogs().into_iter().collect::<Vec<_>>(),
+            [("consent-0".to_string(), "https://example.org".to_string())]
+        );
         let allow = Answer {
             allow: true,
             remember: false,
@@ -243,6 +263,10 @@ mod tests {
         };
         p.answer("consent-0", deny).unwrap();
         assert_eq!(rx.try_recv().unwrap(), deny);
+        assert!(
+            p.waiting_dialogs().is_empty(),
+            "an answered dialog no longer waits"
+        );
     }
 
     #[test]

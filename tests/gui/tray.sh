@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GUI e2e of the tray app shell: tray registration and menu over dbusmenu, no webview at start, the control
+# GUI e2e of the tray app shell: tray registration and menu (its fixed entries) over dbusmenu, no webview at start, the control
 # panel opened from the menu and destroyed on close, /info, single instance, Quit. Run through run.sh.
 # Usage (inside run.sh): tray.sh APP_BINARY CLI_BINARY
 set -u
@@ -29,6 +29,15 @@ LAYOUT=$(tray_layout "$ITEM" "$MENU" 2>&1); echo "$LAYOUT" >"$OUT/menu-layout.tx
 check "menu: status line shows the listening address" grep -q "'label': <'Listening on 127.0.0.1:$PORT · no sessions'>" <<<"$LAYOUT"
 check "menu: 'Open control panel' entry" grep -q "'label': <'Open control panel'>" <<<"$LAYOUT"
 check "menu: 'Quit' entry" grep -q "'label': <'Quit'>" <<<"$LAYOUT"
+for entry in 'Idle control: not running' 'Pause all' 'Resume all' 'Snooze idle control for 1 hour' \
+  'Blocked sites…' 'Open logs folder' 'Start at login'; do
+  check "menu: '$entry' entry" grep -q "'label': <'$entry'>" <<<"$LAYOUT"
+done
+# With no session there is nothing to pause or resume, and nothing to snooze without idle control.
+check "menu: 'Pause all' is disabled with no session" \
+  grep -qE "'enabled': <false>, 'label': <'Pause all'>|'label': <'Pause all'>, 'enabled': <false>" <<<"$LAYOUT"
+check "menu: 'Start at login' is an unchecked checkbox (opt-in)" \
+  grep -qE "\{[^{}]*'label': <'Start at login'>[^{}]*'toggle-state': <0>|\{[^{}]*'toggle-state': <0>[^{}]*'label': <'Start at login'>" <<<"$LAYOUT"
 
 check "no window at start" no_window "$TITLE"
 check "no WebKit process at start" no_webkit_process "$APP_PID"
@@ -51,7 +60,9 @@ check "the panel runs in a WebKit web process" waitfor 50 has_webview "$APP_PID"
 check "the panel renders its page" waitfor 200 window_rendered "$TITLE" "$OUT/panel.png"
 # The README's picture: the tray menu (opened with a right click on the icon) over the panel.
 xdotool mousemove 16 16 click 3; sleep 1.5
-import -window root -crop 1130x720+0+0 "$OUT/tray-and-panel.png" 2>/dev/null; xdotool key Escape
+import -window root -crop 1130x720+0+0 "$OUT/tray-and-panel.png" 2>/dev/null
+# The user guide's picture of the menu alone (docs/img/tray-menu.png).
+convert "$OUT/tray-and-panel.png" -crop 334x294+0+0 +repage "$OUT/tray-menu.png" 2>/dev/null; xdotool key Escape
 
 wmctrl -c 'CernVM WebAPI'
 check "closing the panel removes the window" waitfor 50 no_window "$TITLE"

@@ -86,9 +86,12 @@ pub fn main() -> ExitCode {
             let mut shell = start_daemon(&config, real.services, consent.clone(), Some(log_guard))
                 .map_err(|(code, msg)| fail(code, msg))?;
             // Idle control: raises or lowers the caps of sessions that opted in.
-            shell.idle = Some(tauri::async_runtime::block_on(
-                webapi_core::idle::spawn_for(&shell.daemon, args.serve.idle_threshold()),
+            let idle = tauri::async_runtime::block_on(webapi_core::idle::spawn_for(
+                &shell.daemon,
+                args.serve.idle_threshold(),
             ));
+            app.manage(idle.clone()); // the tray's status line and "Snooze" read it from here
+            shell.idle = Some(idle);
             #[cfg(feature = "e2e-hooks")]
             e2e_hooks::start(app.handle(), consent);
             app.manage(prompter);

@@ -29,7 +29,9 @@ LAYOUT=$(tray_layout "$ITEM" "$MENU" 2>&1); echo "$LAYOUT" >"$OUT/menu-layout.tx
 check "menu: status line shows the listening address" grep -q "'label': <'Listening on 127.0.0.1:$PORT · no sessions'>" <<<"$LAYOUT"
 check "menu: 'Open control panel' entry" grep -q "'label': <'Open control panel'>" <<<"$LAYOUT"
 check "menu: 'Quit' entry" grep -q "'label': <'Quit'>" <<<"$LAYOUT"
-for entry in 'Idle control: not running' 'Pause all' 'Resume all' 'Snooze idle control for 1 hour' \
+check "menu: idle control status line (the controller runs)" \
+  grep -q "'label': <'Idle control: in use · no VM under idle control'>" <<<"$LAYOUT"
+for entry in 'Pause all' 'Resume all' 'Snooze idle control for 1 hour' \
   'Blocked sites…' 'Open logs folder' 'Start at login'; do
   check "menu: '$entry' entry" grep -q "'label': <'$entry'>" <<<"$LAYOUT"
 done

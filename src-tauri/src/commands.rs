@@ -38,12 +38,14 @@ mod tests {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: dir.path().to_path_buf(),
             allow_origins: Vec::new(),
+            image_mirror: None,
         };
         let consent = std::sync::Arc::new(webapi_core::consent::ConsentBroker::headless(
             dir.path(),
             &[],
         ));
-        let shell = crate::start_daemon(&config, consent).expect("daemon starts");
+        let shell =
+            crate::start_daemon(&config, Default::default(), consent, None).expect("daemon starts");
         let addr = shell.daemon.local_addr();
         let app = mock_builder()
             .invoke_handler(tauri::generate_handler![super::daemon_status])

@@ -20,7 +20,8 @@ use tauri::{Manager, RunEvent};
 use tokio::sync::watch;
 use webapi_core::config::DaemonConfig;
 use webapi_core::consent::ConsentBroker;
-use webapi_core::daemon::{Daemon, DaemonState, StartError};
+use webapi_core::daemon::{wiring, Daemon, DaemonState, Services, StartError};
+use webapi_core::store::DataDir;
 
 pub use args::AppArgs;
 
@@ -60,18 +61,30 @@ pub fn main() -> ExitCode {
             consent_dialog::consent_answer
         ])
         .setup(move |app| {
+            let fail = |code: u8, msg: String| {
+                *setup_failure.lock().unwrap() = Some((code, msg.clone()));
+                msg
+            };
+            let data_dir =
+                DataDir::open(&config.data_dir).map_err(|e| fail(1, format!("{e:#}")))?;
+            let log_guard = webapi_core::logging::init(data_dir.root())
+                .map_err(|e| fail(1, format!("{e:#}")))?;
             // Consent: the broker asks the user through a dialog window (blocks persist in the data dir).
             let prompter = consent_dialog::DialogPrompter::new();
             prompter.attach(app.handle().clone());
             let consent = Arc::new(ConsentBroker::open(
-                &config.data_dir,
+                data_dir.root(),
                 prompter.clone(),
                 consent_dialog::broker_options(),
             ));
-            let shell = start_daemon(&config, consent.clone()).map_err(|(code, msg)| {
-                *setup_failure.lock().unwrap() = Some((code, msg.clone()));
-                msg
-            })?;
+            let real = tauri::async_runtime::block_on(wiring::build(
+                &args.serve,
+                &config,
+                consent.clone(),
+            ))
+            .map_err(|e| fail(EXIT_USAGE, e.to_string()))?;
+            let shell = start_daemon(&config, real.services, consent.clone(), Some(log_guard))
+                .map_err(|(code, msg)| fail(code, msg))?;
             #[cfg(feature = "e2e-hooks")]
             e2e_hooks::start(app.handle(), consent);
             app.manage(prompter);
@@ -119,7 +132,7 @@ pub struct ShellState {
     stop: watch::Sender<bool>,
     task: Mutex<Option<tauri::async_runtime::JoinHandle<()>>>,
     /// Flushes the file log when the app ends.
-    _log_guard: webapi_core::logging::FlushGuard,
+    _log_guard: Option<webapi_core::logging::FlushGuard>,
 }
 
 impl ShellState {
@@ -135,15 +148,16 @@ impl ShellState {
 /// Binds the daemon (failing clearly when another instance holds the port), starts logging and serving.
 fn start_daemon(
     config: &DaemonConfig,
+    services: Services,
     consent: Arc<ConsentBroker>,
+    log_guard: Option<webapi_core::logging::FlushGuard>,
 ) -> Result<ShellState, (u8, String)> {
-    let daemon = match tauri::async_runtime::block_on(Daemon::bind(config)) {
+    let bind = Daemon::builder(config).services(services).bind();
+    let daemon = match tauri::async_runtime::block_on(bind) {
         Ok(d) => d,
         Err(e @ StartError::AddressInUse(_)) => return Err((EXIT_ADDRESS_IN_USE, e.to_string())),
         Err(e) => return Err((1, e.to_string())),
     };
-    let log_guard = webapi_core::logging::init(daemon.state().data_dir().root())
-        .map_err(|e| (1, format!("{e:#}")))?;
     let (stop, mut stop_rx) = watch::channel(false);
     let state = daemon.state();
     let task = tauri::async_runtime::spawn(async move {

@@ -53,6 +53,10 @@ pub struct ServeArgs {
     /// Base URL of a µCernVM image mirror replacing https://cernvm.cern.ch/releases (see docs/images.md).
     #[arg(long, value_name = "URL")]
     pub image_mirror: Option<String>,
+
+    /// Which hypervisor runs the VMs: `auto` prefers VirtualBox when installed and working, then QEMU.
+    #[arg(long, value_enum, value_name = "BACKEND", default_value_t = crate::hypervisor::HypervisorChoice::Auto)]
+    pub hypervisor: crate::hypervisor::HypervisorChoice,
 }
 
 impl ServeArgs {
@@ -146,6 +150,7 @@ mod tests {
             keystore_root: Vec::new(),
             ca_cert: Vec::new(),
             image_mirror: None,
+            hypervisor: Default::default(),
         }
     }
 

@@ -4,8 +4,11 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use std::sync::Arc;
 use webapi_core::config::ServeArgs;
-use webapi_core::daemon::{Daemon, StartError};
+
+use webapi_core::consent::ConsentBroker;
+use webapi_core::daemon::{wiring, Daemon, StartError};
 use webapi_core::trust::cli as trust_cli;
 
 #[derive(Parser)]
@@ -68,18 +71,14 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let daemon = match Daemon::bind(&config).await {
+        let data_dir = match webapi_core::store::DataDir::open(&config.data_dir) {
             Ok(d) => d,
-            Err(e @ StartError::AddressInUse(_)) => {
-                eprintln!("cvmwebapi: {e}");
-                return ExitCode::from(3);
-            }
             Err(e) => {
-                eprintln!("cvmwebapi: {e}");
+                eprintln!("cvmwebapi: {e:#}");
                 return ExitCode::FAILURE;
             }
         };
-        let _log_guard = match webapi_core::logging::init(daemon.state().data_dir().root()) {
+        let _log_guard = match webapi_core::logging::init(data_dir.root()) {
             Ok(g) => g,
             Err(e) => {
                 eprintln!("cvmwebapi: {e:#}");
@@ -91,6 +90,25 @@ fn serve(args: ServeArgs) -> ExitCode {
         } else {
             tracing::info!(origins = ?config.allow_origins, "headless: new sessions pre-approved for these origins only");
         }
+        let consent = Arc::new(ConsentBroker::headless(data_dir.root(), &config.allow_origins));
+        let real = match wiring::build(&args, &config, consent).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("cvmwebapi: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let daemon = match Daemon::builder(&config).services(real.services).bind().await {
+            Ok(d) => d,
+            Err(e @ StartError::AddressInUse(_)) => {
+                eprintln!("cvmwebapi: {e}");
+                return ExitCode::from(3);
+            }
+            Err(e) => {
+                eprintln!("cvmwebapi: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
         match daemon.run(shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -4,12 +4,14 @@
 //! Build one with [`Daemon::bind`] (no ports: `requestSession` fails with -11) or with
 //! [`Daemon::builder`] + [`Services`] to inject the real (or test) implementations.
 
+pub mod adapters;
 mod connection;
 pub mod ports;
 mod registry;
 mod request_session;
 mod session_action;
 pub mod token;
+pub mod wiring;
 
 pub use connection::Connection;
 pub use registry::Registry;

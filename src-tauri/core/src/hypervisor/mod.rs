@@ -17,7 +17,7 @@ pub mod validate;
 
 pub use context::expand_user_data;
 pub use probe::{probe_api, PROBE_TIMEOUT};
-pub use select::{select, virtualbox_backend};
+pub use select::{choose, select, virtualbox_backend};
 pub use validate::{valid_name, validate_spec, HostLimits};
 
 use std::net::SocketAddr;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::{HvError, Hypervisor, HypervisorChoice};
 use crate::store::DataDir;
 
-/// Returns the backend for `choice`, or why none is available.
+/// Returns the backend for `choice`, or why none is available (QEMU only; see [`choose`]).
 pub fn select(
     choice: HypervisorChoice,
     data_dir: &DataDir,
@@ -48,8 +48,29 @@ fn qemu_backend() -> Result<Arc<dyn Hypervisor>, HvError> {
     }
 }
 
-/// HOOK for the VirtualBox backend: `None` while it is not built in; `Some(Ok)` when VirtualBox is
-/// installed and working; `Some(Err)` when it is installed but unusable (`auto` then falls back to QEMU).
+/// The synchronous form of [`choose`] for callers without a runtime: it sees only QEMU, since detecting
+/// VirtualBox runs `VBoxManage` asynchronously.
 pub fn virtualbox_backend(_data_dir: &DataDir) -> Option<Result<Arc<dyn Hypervisor>, HvError>> {
     None
+}
+
+/// Returns the backend for `choice`: `auto` takes VirtualBox when `VBoxManage` works (version and
+/// kernel driver checked), QEMU otherwise; an explicit choice takes only that backend.
+pub async fn choose(choice: HypervisorChoice) -> Result<Arc<dyn Hypervisor>, HvError> {
+    let vbox = match choice {
+        HypervisorChoice::Qemu => return qemu_backend(),
+        HypervisorChoice::Virtualbox | HypervisorChoice::Auto => super::virtualbox::detect().await,
+    };
+    match (choice, vbox) {
+        (_, Ok(vbox)) => Ok(Arc::new(vbox)),
+        (HypervisorChoice::Virtualbox, Err(e)) => Err(e),
+        (_, Err(vbox_err)) => {
+            tracing::info!("VirtualBox not usable ({vbox_err}); trying QEMU");
+            qemu_backend().map_err(|qemu_err| {
+                HvError::Unavailable(format!(
+                    "no hypervisor works here: VirtualBox: {vbox_err}; QEMU: {qemu_err}"
+                ))
+            })
+        }
+    }
 }

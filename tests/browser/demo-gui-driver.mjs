@@ -2,6 +2,7 @@
 // clicks "Request session" (the app then shows its consent dialog, answered by the calling script),
 // clicks "Start" and waits until the VM's API is up. Prints one marker line per step on stdout
 // (CONNECTED, REQUESTED, SESSION, RUNNING, CLOSED) and waits for a line on stdin before closing the VM.
+// SCREENSHOT=FILE saves a picture of the page once the VM's API answers.
 // Usage: node demo-gui-driver.mjs PAGE_URL
 import { createInterface } from "node:readline";
 import { CHROMIUM, tempDir } from "./lib/harness.mjs";
@@ -33,7 +34,14 @@ try {
   await page.waitForSelector('[data-testid=log] li[data-event=apiStateChanged]', { timeout: 10_000 });
   const state = await page.getAttribute("[data-testid=state]", "data-state");
   const api = await page.getAttribute("[data-testid=api-link]", "href");
-  const guest = await (await fetch(new URL("/cgi-bin/status", api))).json();
+  // the port forward exists before the guest's web server does: ask until it answers
+  let guest = null;
+  for (const end = Date.now() + VM_WAIT; !guest && Date.now() < end;) {
+    try { guest = await (await fetch(new URL("/cgi-bin/status", api), { signal: AbortSignal.timeout(3000) })).json(); }
+    catch { await new Promise((r) => setTimeout(r, 500)); }
+  }
+  if (!guest) throw new Error(`the guest API at ${api} never answered`);
+  if (process.env.SCREENSHOT) await page.screenshot({ path: process.env.SCREENSHOT });
   say(`RUNNING state=${state} api=${api} uptime=${guest.uptime}`);
   await nextLine();
   await page.click('button[data-action="close"]');

@@ -1,9 +1,40 @@
 #!/usr/bin/env bash
-# Sets up and runs the tray app on its embedded defaults (the README's `make run`).
+# Sets up and runs the tray app on its embedded defaults (the README's `make run`): installs what is
+# missing, builds the app and the CLI, builds (or reuses) the tiny test guest, starts the demo website
+# (`cvmwebapi demo-site` on http://127.0.0.1:8080/, stopped when the app exits), runs the tray app
+# trusting the demo's development key, and opens the demo page in the default browser.
 # Extra arguments go to the app, e.g. scripts/run.sh --listen 127.0.0.1:5625
+# Environment: DEMO_LISTEN (default 127.0.0.1:8080), DEMO=0 (run the app alone, no demo site).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh run
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
-cargo build -p cernvm-webapi --locked
-exec "$CARGO_TARGET_DIR/debug/cernvm-webapi" "$@"
+cargo build -p cernvm-webapi -p webapi-core --bin cernvm-webapi --bin cvmwebapi --locked
+app="$CARGO_TARGET_DIR/debug/cernvm-webapi"
+cli="$CARGO_TARGET_DIR/debug/cvmwebapi"
+if [ "${DEMO:-1}" = 0 ]; then exec "$app" "$@"; fi
+
+listen=${DEMO_LISTEN:-127.0.0.1:8080}
+url="http://$listen/"
+guest=$(sh tests/guest/build.sh tests/.cache/guest | tail -1)
+data_args=()
+for ((i = 1; i <= $#; i++)); do   # the app's own --data-dir, if given, holds the demo's key too
+  if [ "${!i}" = --data-dir ] && [ $i -lt $# ]; then j=$((i + 1)); data_args=(--data-dir "${!j}"); fi
+done
+log=$(mktemp -t cvmwebapi-demo-site.XXXXXX)
+"$cli" demo-site --listen "$listen" "${data_args[@]}" --image "$guest" >"$log" 2>&1 &
+site=$!
+trap 'kill "$site" 2>/dev/null; wait "$site" 2>/dev/null; rm -f "$log"' EXIT
+for _ in $(seq 100); do
+  grep -q "^CernVM WebAPI demo site" "$log" && break
+  kill -0 "$site" 2>/dev/null || { cat "$log" >&2; echo "run.sh: the demo site did not start" >&2; exit 1; }
+  sleep 0.1
+done
+keystore=$(sed -n 's/^  cernvm-webapi --keystore //p' "$log")
+echo "Demo website: $url (trusted by the app through $keystore)"
+if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] && command -v xdg-open >/dev/null; then
+  (sleep 2; xdg-open "$url" >/dev/null 2>&1 || echo "Open $url in your browser.") &
+else
+  echo "Open $url in your browser."
+fi
+"$app" --keystore "$keystore" "$@"

@@ -36,6 +36,8 @@ enum Command {
     /// Sign or check keystores (domain=key lists).
     #[command(subcommand)]
     Keystore(trust_cli::KeystoreCommand),
+    /// Serve the demo website on loopback: a page driving the app, a signed VMCP and a tiny VM image.
+    DemoSite(webapi_core::demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,7 +48,48 @@ fn main() -> ExitCode {
         Command::Keygen(args) => trust_cli::keygen(args),
         Command::Vmcp(command) => trust_cli::vmcp(command),
         Command::Keystore(command) => trust_cli::keystore(command),
+        Command::DemoSite(args) => demo_site(args),
     }
+}
+
+fn demo_site(args: webapi_core::demo::DemoArgs) -> ExitCode {
+    let config = match args.validate() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cvmwebapi demo-site: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cvmwebapi: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let site = match webapi_core::demo::DemoSite::prepare(&config).await {
+            Ok(s) => s,
+            Err(e @ webapi_core::demo::DemoError::Bind(..)) => {
+                eprintln!("cvmwebapi demo-site: {e}");
+                return ExitCode::from(3);
+            }
+            Err(e) => {
+                eprintln!("cvmwebapi demo-site: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        print!("{}", site.instructions());
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        match site.run(shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("cvmwebapi demo-site: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
 }
 
 fn serve(args: ServeArgs) -> ExitCode {

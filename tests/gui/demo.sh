@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# GUI end-to-end test of the README's run path: `cvmwebapi demo-site` serving the demo page, the real
+# tray app trusting the demo keystore, the page in a visible Chromium (driven by
+# tests/browser/demo-gui-driver.mjs), the consent dialog answered with xdotool after its delay, and
+# the test guest booting under QEMU until its API answers. Prints "N passed, M failed".
+# Usage: tests/gui/run.sh tests/gui/demo.sh [path/to/cernvm-webapi [path/to/cvmwebapi]]
+# Environment: SCREENSHOT_DIR (save demo-consent.png and demo-running.png there), CI=true (missing
+# tools fail instead of skipping), E2E_OUT (artifacts).
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+. "$here/lib.sh"
+target=${CARGO_TARGET_DIR:-$root/target}
+app=${1:-$target/debug/cernvm-webapi}
+cli=${2:-$target/debug/cvmwebapi}
+OUT=${E2E_OUT:-$(mktemp -d)}
+need=(openbox dunst gtk-sni-tray-standalone gdbus xdotool import convert node qemu-system-x86_64 /usr/bin/chromium)
+missing=(); for t in "${need[@]}"; do command -v "$t" >/dev/null || missing+=("$t"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "demo.sh: missing tools: ${missing[*]} (scripts/install-deps.sh test installs them)"
+  if [ "${CI:-}" = true ]; then echo "0 passed, 1 failed"; exit 1; fi
+  echo "0 passed, 0 failed (skipped)"; exit 0
+fi
+[ -x "$app" ] && [ -x "$cli" ] || { echo "demo.sh: build first: cargo build -p cernvm-webapi -p webapi-core"; echo "0 passed, 1 failed"; exit 1; }
+[ -d "$root/tests/browser/node_modules/playwright-core" ] \
+  || (cd "$root/tests/browser" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
+
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  # the VM of this test, if the app left it running (it runs in the data dir's vms folder)
+  for p in $(pgrep -f qemu-system 2>/dev/null); do
+    [[ "$(readlink "/proc/$p/cwd" 2>/dev/null)" == "$OUT/data/"* ]] && kill -9 "$p" 2>/dev/null
+  done
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+check "the desktop (openbox, tray host, notifications) starts" start_desktop "$OUT"
+guest=$(sh "$root/tests/guest/build.sh" "$root/tests/.cache/guest" 2>"$OUT/guest-build.log" | tail -1)
+check "the test guest is built" test -f "$guest"
+
+site_port=$(free_port); app_port=$(free_port)
+mkdir -p "$OUT/data"
+"$cli" demo-site --listen "127.0.0.1:$site_port" --data-dir "$OUT/data" --image "$guest" >"$OUT/site.log" 2>&1 &
+pids+=($!)
+check "demo-site prints how to trust it" waitfor 100 grep -q "cernvm-webapi --keystore" "$OUT/site.log"
+keystore=$(sed -n 's/^  cernvm-webapi --keystore //p' "$OUT/site.log")
+check "demo-site wrote the keystore" test -s "$keystore"
+
+"$app" --listen "127.0.0.1:$app_port" --data-dir "$OUT/data" --keystore "$keystore" --hypervisor qemu >"$OUT/app.log" 2>&1 &
+app_pid=$!; pids+=($app_pid)
+if ! waitfor 300 curl -sf "http://127.0.0.1:$app_port/info"; then
+  bad "the tray app answers /info"; tail -5 "$OUT/app.log"; summary; exit 1
+fi
+ok "the tray app answers /info"
+
+page="http://127.0.0.1:$site_port/?daemon=http://127.0.0.1:$app_port"
+mkfifo "$OUT/driver.in"
+node "$root/tests/browser/demo-gui-driver.mjs" "$page" <"$OUT/driver.in" >"$OUT/driver.log" 2>"$OUT/driver.err" &
+driver=$!; pids+=($driver)
+exec 7>"$OUT/driver.in"
+marker() { grep -q "^$1" "$OUT/driver.log"; }
+if ! waitfor 600 marker CONNECTED; then
+  bad "the page connects to the app"; tail -5 "$OUT/driver.err"; summary; exit 1
+fi
+ok "the page connects to the app"
+check "the page requests a session" waitfor 100 marker REQUESTED
+
+dialog_window() { xdotool search --onlyvisible --name "^CernVM WebAPI: allow a new virtual machine\\?\$" 2>/dev/null | head -1; }
+w=
+for _ in $(seq 600); do w=$(dialog_window); [ -n "$w" ] && break; sleep 0.1; done
+if [ -n "$w" ]; then
+  ok "the consent dialog opens over the page"
+  sleep 2.5   # the dialog's buttons answer only after its 1.5 s delay (and its page has painted)
+  [ -n "${SCREENSHOT_DIR:-}" ] && import -window root "$SCREENSHOT_DIR/demo-consent.png"
+  import -window root "$OUT/consent.png"
+  xdotool windowactivate --sync "$w" key --clearmodifiers Tab space 2>/dev/null
+else
+  bad "the consent dialog opens over the page"
+fi
+check "the page gets its session after Allow" waitfor 600 marker SESSION
+check "the VM runs and its API answers the page (apiStateChanged)" waitfor 3000 marker RUNNING
+grep "^RUNNING" "$OUT/driver.log"
+check "the page shows the state running" grep -q "^RUNNING state=running" "$OUT/driver.log"
+check "a QEMU process runs the VM" bash -c "pgrep -f qemu-system | while read p; do [[ \$(readlink /proc/\$p/cwd) == '$OUT/data/'* ]] && exit 0; done; exit 1"
+sleep 1
+[ -n "${SCREENSHOT_DIR:-}" ] && import -window root -crop 1000x780+0+0 +repage "$SCREENSHOT_DIR/demo-running.png"
+import -window root "$OUT/running.png"
+echo close >&7
+check "Close destroys the VM" waitfor 600 marker CLOSED
+wait "$driver"; check "the driver finished cleanly" test $? -eq 0
+[ -s "$OUT/driver.err" ] && sed 's/^/driver: /' "$OUT/driver.err"
+summary

@@ -338,7 +338,15 @@ async fn a_website_drives_a_real_vm_through_its_whole_life() {
             VM_WAIT,
         )
         .await;
-    let api = api_addr(up["data"][1].as_str().unwrap());
+    let url = up["data"][1].as_str().unwrap().to_string();
+    // stateVariables already carried the real forwarded apiURL when the state became running
+    page.wait(
+        "stateVariables with the forwarded apiURL",
+        |f| f["name"] == "stateVariables" && f["data"][0]["apiURL"] == url.as_str(),
+        Duration::from_secs(5),
+    )
+    .await;
+    let api = api_addr(&url);
     let first = support::wait_api(api).await;
     let context = support::get(api, "/context.txt")
         .await

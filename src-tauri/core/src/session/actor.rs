@@ -351,6 +351,7 @@ impl Actor {
     async fn transition(&mut self, target: Target) -> Option<Target> {
         let Some(steps) = plan(self.core.state, target) else {
             // The state changed under us since the action was accepted.
+            self.refresh_api_addr();
             self.core.emit_state();
             self.after_state_change();
             return self.core.retarget.take();
@@ -372,6 +373,7 @@ impl Actor {
                 self.core
                     .broadcast("failed", vec![json!(e.message), json!(e.code.code())]);
                 self.reread_state().await;
+                self.refresh_api_addr();
                 self.core.emit_state();
                 self.after_state_change();
                 return self.core.retarget.take();
@@ -389,6 +391,7 @@ impl Actor {
         self.core
             .broadcast("progress", vec![json!(done), json!(1.0)]);
         self.core.broadcast("completed", vec![json!(done)]);
+        self.refresh_api_addr();
         self.core.emit_state();
         // `apiStateChanged [0, url]` follows the stateChanged to a non-running state (§5.10).
         self.after_state_change();
@@ -511,13 +514,21 @@ impl Actor {
         self.core.set_state(state);
     }
 
-    /// Starts/stops the API probe and reports the API down when the VM stopped running.
-    fn after_state_change(&mut self) {
+    /// The forwarded API address of a running VM, known before `stateVariables` announce the state,
+    /// so pages see the real `apiURL` with `stateChanged [5]` (the port changes with every boot).
+    fn refresh_api_addr(&mut self) {
         if let Some(vm) = &self.vm {
             if self.core.state == SessionState::Running {
-                self.core.api_addr = vm.api_endpoint();
+                if let Some(addr) = vm.api_endpoint() {
+                    self.core.api_addr = Some(addr);
+                }
             }
         }
+    }
+
+    /// Starts/stops the API probe and reports the API down when the VM stopped running.
+    fn after_state_change(&mut self) {
+        self.refresh_api_addr();
         if self.core.state != SessionState::Running && self.core.api_up {
             self.core.api_up = false;
             let url = self.core.api_event_url();
@@ -569,6 +580,7 @@ impl Actor {
         let before = self.core.state;
         self.reread_state().await;
         if self.core.state != before {
+            self.refresh_api_addr();
             self.core.emit_state();
             self.after_state_change();
         }

@@ -4,8 +4,8 @@
 //!
 //! This is the contract between `session` and the backends; extend it additively.
 //!
-//! Entry points: [`select`] picks a backend, [`probe_api`] checks the guest API behind `apiURL`,
-//! [`expand_user_data`] expands a VMCP `userData` template into `VmSpec::context`.
+//! Entry points: [`choose`] / [`select`] pick a backend, [`probe_api`] checks the guest API behind
+//! `apiURL`. The session expands the VMCP `userData` into `VmSpec::context`.
 
 pub mod cap;
 pub mod context;
@@ -15,7 +15,6 @@ pub mod qemu;
 mod select;
 pub mod validate;
 
-pub use context::expand_user_data;
 pub use probe::{probe_api, PROBE_TIMEOUT};
 pub use select::{choose, select, virtualbox_backend};
 pub use validate::{valid_name, validate_spec, HostLimits};

@@ -1,12 +1,10 @@
-//! Contextualisation: the session's `userData` template expanded with its start values, and the media that
-//! carry the result into the guest (a `CONTEXT.SH` ISO in the EC2/OpenNebula shape the original used;
+//! Contextualisation: the media that carry the session's expanded `userData` (see
+//! `session::expand_user_data`) into the guest (a `CONTEXT.SH` ISO in the EC2/OpenNebula shape the original used;
 //! backends may add their own channel, e.g. QEMU's fw_cfg).
 
 mod iso9660;
-mod macros;
 
 pub use iso9660::context_iso;
-pub use macros::expand_user_data;
 
 use base64::Engine as _;
 

@@ -83,7 +83,8 @@ check "the page gets its session after Allow" waitfor 600 marker SESSION
 check "the VM runs and its API answers the page (apiStateChanged)" waitfor 3000 marker RUNNING
 grep "^RUNNING" "$OUT/driver.log"
 check "the page shows the state running" grep -q "^RUNNING state=running" "$OUT/driver.log"
-check "a QEMU process runs the VM" bash -c "pgrep -f qemu-system | while read p; do [[ \$(readlink /proc/\$p/cwd) == '$OUT/data/'* ]] && exit 0; done; exit 1"
+# (a for loop, not `pgrep | while`: an exit inside a pipeline only leaves its subshell)
+check "a QEMU process runs the VM" bash -c "for p in \$(pgrep -f qemu-system-x86_64); do [[ \$(readlink /proc/\$p/cwd) == '$OUT/data/'* ]] && exit 0; done; exit 1"
 sleep 1
 [ -n "${SCREENSHOT_DIR:-}" ] && import -window root -crop 1000x780+0+0 +repage "$SCREENSHOT_DIR/demo-running.png"
 import -window root "$OUT/running.png"

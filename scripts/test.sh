@@ -50,6 +50,11 @@ step "gui e2e tray" timeout 600 tests/gui/run.sh tests/gui/tray.sh \
   "$CARGO_TARGET_DIR/debug/cernvm-webapi" "$CARGO_TARGET_DIR/debug/cvmwebapi"
 step "sdk build check" timeout 600 ui/sdk/build.sh --check
 step "browser tests" env CVMWEBAPI_BIN="$CARGO_TARGET_DIR/debug/cvmwebapi" timeout 1200 tests/browser/run.sh
+# The demo site end to end: page → the app's consent dialog (answered with xdotool) → a real QEMU VM.
+# After the browser tests (their `npm ci` installs the driver's playwright-core) and before the
+# e2e-hooks build, which replaces the plain tray binary.
+step "gui e2e demo" timeout 900 tests/gui/run.sh tests/gui/demo.sh \
+  "$CARGO_TARGET_DIR/debug/cernvm-webapi" "$CARGO_TARGET_DIR/debug/cvmwebapi"
 
 # The consent e2e needs the tray app with the test-only `e2e-hooks` feature. Cargo puts that build at the
 # same path as the normal one, so it runs after the tray e2e and is copied aside; the next plain build

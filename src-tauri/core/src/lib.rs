@@ -7,6 +7,7 @@ pub mod config;
 pub mod consent;
 pub mod daemon;
 pub mod demo;
+pub mod events;
 pub mod hypervisor;
 pub mod idle;
 pub mod logging;

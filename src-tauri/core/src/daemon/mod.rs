@@ -53,6 +53,9 @@ pub struct Services {
     pub consent: Option<Arc<dyn ConsentGate>>,
     pub images: Option<Arc<dyn ImageSource>>,
     pub hypervisor: Option<Arc<dyn Hypervisor>>,
+    /// The daemon-wide event feed (tray, control panel, notifications). Services that publish into it
+    /// (image cache, consent broker) are given a clone of this one.
+    pub events: crate::events::EventFeed,
 }
 
 impl Services {
@@ -164,6 +167,10 @@ impl DaemonState {
     pub fn registry(&self) -> &Registry {
         &self.registry
     }
+    /// The daemon-wide event feed.
+    pub fn events(&self) -> &crate::events::EventFeed {
+        &self.services.events
+    }
     /// The local token non-browser clients must present (also in `<data dir>/api-token`).
     pub fn token(&self) -> &str {
         &self.token
@@ -195,6 +202,7 @@ impl DaemonState {
             data_dir: self.data_dir.clone(),
             shutdown_deadline: self.limits.shutdown_deadline,
             probe_tick: self.limits.probe_tick,
+            events: self.services.events.clone(),
         })
     }
 }

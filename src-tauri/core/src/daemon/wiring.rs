@@ -72,6 +72,7 @@ pub async fn build(
         consent: Some(Arc::new(BrokerConsent(consent))),
         images: Some(images.clone()),
         hypervisor: backend,
+        events: Default::default(),
     };
     Ok(RealServices {
         services,

@@ -33,6 +33,8 @@ pub struct SessionContext {
     pub shutdown_deadline: Duration,
     /// Interval of the API-port probe.
     pub probe_tick: Duration,
+    /// The daemon-wide event feed the session reports to.
+    pub events: crate::events::EventFeed,
 }
 
 /// A connection-bound view of a session: events for it carry `wire_id` and go to `outbox`.

@@ -443,6 +443,7 @@ impl Fakes {
             consent: Some(self.consent.clone()),
             images: Some(self.images.clone()),
             hypervisor: Some(Arc::new(self.hv.clone())),
+            events: Default::default(),
         }
     }
     pub fn data_dir(&self) -> PathBuf {

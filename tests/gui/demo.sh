@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # GUI end-to-end test of the README's run path: `cvmwebapi demo-site` serving the demo page, the real
 # tray app trusting the demo keystore, the page in a visible Chromium (driven by
-# tests/browser/demo-gui-driver.mjs), the consent dialog answered with xdotool after its delay, and
-# the test guest booting under QEMU until its API answers. Prints "N passed, M failed".
+# tests/browser/demo-gui-driver.mjs), the consent dialog answered with xdotool after its delay, the
+# test guest booting under QEMU until its API answers, then the page's Pause, Resume, Stop and Close
+# buttons on that VM, each checked on the page (state, events) and against the guest and its QEMU
+# process. Prints "N passed, M failed".
 # Usage: tests/gui/run.sh tests/gui/demo.sh [path/to/cernvm-webapi [path/to/cvmwebapi]]
 # Environment: SCREENSHOT_DIR (save demo-consent.png and demo-running.png there), CI=true (missing
 # tools fail instead of skipping), E2E_OUT (artifacts).
@@ -57,10 +59,20 @@ ok "the tray app answers /info"
 
 page="http://127.0.0.1:$site_port/?daemon=http://127.0.0.1:$app_port"
 mkfifo "$OUT/driver.in"
-node "$root/tests/browser/demo-gui-driver.mjs" "$page" <"$OUT/driver.in" >"$OUT/driver.log" 2>"$OUT/driver.err" &
+SCREENSHOT=${SCREENSHOT_DIR:+$SCREENSHOT_DIR/demo-running.png} \
+  node "$root/tests/browser/demo-gui-driver.mjs" "$page" <"$OUT/driver.in" >"$OUT/driver.log" 2>"$OUT/driver.err" &
 driver=$!; pids+=($driver)
 exec 7>"$OUT/driver.in"
 marker() { grep -q "^$1" "$OUT/driver.log"; }
+# reached TENTHS MARKER: waits for the driver's MARKER line; gives up at once when the driver has exited
+reached() {
+  for _ in $(seq "$1"); do
+    marker "$2" && return 0
+    kill -0 "$driver" 2>/dev/null || { marker "$2"; return; }
+    sleep 0.1
+  done
+  return 1
+}
 if ! waitfor 600 marker CONNECTED; then
   bad "the page connects to the app"; tail -5 "$OUT/driver.err"; summary; exit 1
 fi
@@ -79,17 +91,27 @@ if [ -n "$w" ]; then
 else
   bad "the consent dialog opens over the page"
 fi
-check "the page gets its session after Allow" waitfor 600 marker SESSION
-check "the VM runs and its API answers the page (apiStateChanged)" waitfor 3000 marker RUNNING
+check "the page gets its session after Allow" reached 600 SESSION
+check "the VM runs and its API answers the page (apiStateChanged)" reached 3000 RUNNING
 grep "^RUNNING" "$OUT/driver.log"
-check "the page shows the state running" grep -q "^RUNNING state=running" "$OUT/driver.log"
+check "the page shows the state running and a forwarded apiURL" grep -Eq "^RUNNING state=running api=http://127\.0\.0\.1:[0-9]+/? " "$OUT/driver.log"
 # (a for loop, not `pgrep | while`: an exit inside a pipeline only leaves its subshell)
-check "a QEMU process runs the VM" bash -c "for p in \$(pgrep -f qemu-system-x86_64); do [[ \$(readlink /proc/\$p/cwd) == '$OUT/data/'* ]] && exit 0; done; exit 1"
+qemu_of_test() { for p in $(pgrep -f qemu-system-x86_64); do [[ $(readlink /proc/$p/cwd) == "$OUT/data/"* ]] && return 0; done; return 1; }
+check "a QEMU process runs the VM" qemu_of_test
 sleep 1
-[ -n "${SCREENSHOT_DIR:-}" ] && import -window root -crop 1000x780+0+0 +repage "$SCREENSHOT_DIR/demo-running.png"
 import -window root "$OUT/running.png"
-echo close >&7
-check "Close destroys the VM" waitfor 600 marker CLOSED
+echo go >&7
+check "Pause: the page shows paused, apiStateChanged(0), the guest is silent" reached 1200 PAUSED
+check "Resume: running again, apiStateChanged(1), the guest answers from the same boot" reached 3000 RESUMED
+check "Stop: the page shows powered off, the guest is silent" reached 3000 STOPPED
+check "Close: the page shows the session destroyed (missing)" reached 600 CLOSED
+no_qemu_of_test() { ! qemu_of_test; }
+check "no QEMU process of this test is left" waitfor 100 no_qemu_of_test
+grep "^EVENTS" "$OUT/driver.log"
+# the page observed the whole flow, in order
+flow="plugin.connected page.requestSession page.session page.start session.stateChanged session.apiStateChanged page.pause session.stateChanged session.apiStateChanged page.resume session.stateChanged session.apiStateChanged page.stop session.stateChanged page.close session.stateChanged"
+in_order() { local rest=" $(sed -n 's/^EVENTS //p' "$OUT/driver.log") "; for e in $flow; do [[ $rest == *" $e "* ]] || return 1; rest=${rest#* "$e" }; rest=" $rest"; done; }
+check "the page logged connect, session, start, running, API up, pause, resume, stop, close in order" in_order
 wait "$driver"; check "the driver finished cleanly" test $? -eq 0
 [ -s "$OUT/driver.err" ] && sed 's/^/driver: /' "$OUT/driver.err"
 summary

@@ -6,7 +6,8 @@
 # buttons on that VM, each checked on the page (state, events) and against the guest and its QEMU
 # process. Prints "N passed, M failed".
 # Usage: tests/gui/run.sh tests/gui/demo.sh [path/to/cernvm-webapi [path/to/cvmwebapi]]
-# Environment: SCREENSHOT_DIR (save demo-consent.png and demo-running.png there), CI=true (missing
+# Environment: SCREENSHOT_DIR (save demo-consent.png, the screen with the dialog, and demo-running.png,
+# the page's viewport with the VM running, as in docs/img/demo-running.png), CI=true (missing
 # tools fail instead of skipping), E2E_OUT (artifacts).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -58,7 +59,7 @@ fi
 ok "the tray app answers /info"
 
 page="http://127.0.0.1:$site_port/?daemon=http://127.0.0.1:$app_port"
-mkfifo "$OUT/driver.in"
+rm -f "$OUT/driver.in"; mkfifo "$OUT/driver.in"
 SCREENSHOT=${SCREENSHOT_DIR:+$SCREENSHOT_DIR/demo-running.png} \
   node "$root/tests/browser/demo-gui-driver.mjs" "$page" <"$OUT/driver.in" >"$OUT/driver.log" 2>"$OUT/driver.err" &
 driver=$!; pids+=($driver)
@@ -84,7 +85,8 @@ w=
 for _ in $(seq 600); do w=$(dialog_window); [ -n "$w" ] && break; sleep 0.1; done
 if [ -n "$w" ]; then
   ok "the consent dialog opens over the page"
-  sleep 2.5   # the dialog's buttons answer only after its 1.5 s delay (and its page has painted)
+  check "the consent dialog shows its content" waitfor 300 window_rendered "^CernVM WebAPI: allow a new virtual machine\\?\$" "$OUT/dialog.png"
+  sleep 2   # the dialog's buttons answer only after its 1.5 s delay
   [ -n "${SCREENSHOT_DIR:-}" ] && import -window root "$SCREENSHOT_DIR/demo-consent.png"
   import -window root "$OUT/consent.png"
   xdotool windowactivate --sync "$w" key --clearmodifiers Tab space 2>/dev/null

@@ -20,7 +20,9 @@ missing() { # prints the packages of "$@" that are not installed
 }
 
 build_pkgs=(build-essential pkg-config libwebkit2gtk-4.1-dev libdbus-1-dev libayatana-appindicator3-1 curl ca-certificates)
-run_pkgs=(xdg-utils)
+# run: open the demo page (xdg-open), build the demo's test guest (tests/guest/build.sh: kernel and busybox
+# come from `apt-get download`, packed into a bootable ISO)
+run_pkgs=(xdg-utils isolinux syslinux-common xorriso gzip)
 test_pkgs=(xvfb xauth dbus-daemon dbus-x11 dunst libnotify-bin openbox wmctrl xdotool libglib2.0-bin bc
            haskell-gtk-sni-tray-utils imagemagick x11-utils fonts-dejavu-core
            chromium chromium-driver busybox-static cpio gzip kmod python3 iproute2 procps

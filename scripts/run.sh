@@ -18,9 +18,21 @@ listen=${DEMO_LISTEN:-127.0.0.1:8080}
 url="http://$listen/"
 guest=$(sh tests/guest/build.sh tests/.cache/guest | tail -1)
 data_args=()
-for ((i = 1; i <= $#; i++)); do   # the app's own --data-dir, if given, holds the demo's key too
-  if [ "${!i}" = --data-dir ] && [ $i -lt $# ]; then j=$((i + 1)); data_args=(--data-dir "${!j}"); fi
+app_listen=127.0.0.1:5624
+prev=
+for a in "$@"; do
+  case "$prev|$a" in
+    # the app's own --data-dir, if given, holds the demo's key too
+    --data-dir\|*) data_args=(--data-dir "$a") ;;
+    *\|--data-dir=*) data_args=(--data-dir "${a#--data-dir=}") ;;
+    --listen\|*) app_listen=$a ;;
+    *\|--listen=*) app_listen=${a#--listen=} ;;
+  esac
+  prev=$a
 done
+# an app on another address than the standard one: the page is told where (?daemon=)
+page=$url
+[ "$app_listen" = 127.0.0.1:5624 ] || page="$url?daemon=http://$app_listen"
 log=$(mktemp -t cvmwebapi-demo-site.XXXXXX)
 "$cli" demo-site --listen "$listen" "${data_args[@]}" --image "$guest" >"$log" 2>&1 &
 site=$!
@@ -31,10 +43,10 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 keystore=$(sed -n 's/^  cernvm-webapi --keystore //p' "$log")
-echo "Demo website: $url (trusted by the app through $keystore)"
+echo "Demo website: $page (trusted by the app through $keystore)"
 if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] && command -v xdg-open >/dev/null; then
-  (sleep 2; xdg-open "$url" >/dev/null 2>&1 || echo "Open $url in your browser.") &
+  (sleep 2; xdg-open "$page" >/dev/null 2>&1 || echo "Open $page in your browser.") &
 else
-  echo "Open $url in your browser."
+  echo "Open $page in your browser."
 fi
 "$app" --keystore "$keystore" "$@"

@@ -8,6 +8,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh run
+if ! command -v cargo >/dev/null; then
+  echo "run.sh: Rust is missing. Install it with rustup (https://rustup.rs), then run this again" \
+    "(the app needs Rust 1.86 or newer; Debian's own rustc package is older)." >&2
+  exit 1
+fi
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 cargo build -p cernvm-webapi -p webapi-core --bin cernvm-webapi --bin cvmwebapi --locked
 app="$CARGO_TARGET_DIR/debug/cernvm-webapi"

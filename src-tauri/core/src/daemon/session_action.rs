@@ -84,8 +84,18 @@ pub(super) async fn deliver(
     command: Command,
     id: String,
 ) {
+    let idle_params = matches!(&command,
+        Command::Set { key, .. } | Command::SetProperty { key, .. } if key.starts_with("daemon"));
     if handle.send(command).await.is_err() {
         released(&ctx, &id);
+        return;
+    }
+    if idle_params {
+        // The idle controller acts on the new daemonControlled/MinCap/MaxCap/Flags at once, not at its
+        // next poll. Its `Inspect` queues behind this `set` in the session's mailbox, so it sees the value.
+        if let Some(idle) = ctx.state.registry().idle() {
+            idle.wake();
+        }
     }
 }
 

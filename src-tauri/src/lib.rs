@@ -72,15 +72,21 @@ pub fn main() -> ExitCode {
             // Consent: the broker asks the user through a dialog window (blocks persist in the data dir).
             let prompter = consent_dialog::DialogPrompter::new();
             prompter.attach(app.handle().clone());
-            let consent = Arc::new(ConsentBroker::open(
-                data_dir.root(),
-                prompter.clone(),
-                consent_dialog::broker_options(),
-            ));
+            // One event feed for the whole daemon (consent, images, sessions, idle control).
+            let events = webapi_core::events::EventFeed::new();
+            let consent = Arc::new(
+                ConsentBroker::open(
+                    data_dir.root(),
+                    prompter.clone(),
+                    consent_dialog::broker_options(),
+                )
+                .with_events(events.clone()),
+            );
             let real = tauri::async_runtime::block_on(wiring::build(
                 &args.serve,
                 &config,
                 consent.clone(),
+                events,
             ))
             .map_err(|e| fail(EXIT_USAGE, e.to_string()))?;
             let mut shell = start_daemon(&config, real.services, consent.clone(), Some(log_guard))

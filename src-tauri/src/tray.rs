@@ -1,8 +1,9 @@
 //! The tray icon and its live menu. On Linux a click on the icon does nothing, so everything is in the
 //! menu: status lines, one submenu per session, Pause all / Resume all, Snooze, the control panel, the
 //! blocked sites, the logs folder, Start at login, Quit. A watcher task looks at the sessions, the idle
-//! controller and the consent dialogs about once a second; it rebuilds the menu only when what it shows
-//! changed, switches the icon (idle, running, attention) and sends notifications.
+//! controller and the consent dialogs about once a second, and at once when the daemon's event feed
+//! reports something; it rebuilds the menu only when what it shows changed, switches the icon (idle,
+//! running, attention) and sends notifications.
 
 mod icons;
 mod model;
@@ -18,6 +19,8 @@ use tauri::menu::{CheckMenuItem, IsMenuItem, Menu, MenuItem, PredefinedMenuItem,
 use tauri::tray::{TrayIcon, TrayIconBuilder};
 use tauri::{AppHandle, Emitter, Manager, Wry};
 use tauri_plugin_autostart::ManagerExt;
+use tokio::sync::broadcast;
+use webapi_core::events::DaemonEvent;
 use webapi_core::idle::IdleHandle;
 use webapi_core::protocol::SessionState;
 use webapi_core::session::Control;
@@ -103,6 +106,7 @@ struct Seen {
 /// Looks at sessions, idle control and consent about once a second; updates the menu, icon, notifications.
 async fn watch(app: AppHandle) {
     let daemon = app.state::<ShellState>().daemon.clone();
+    let mut feed = daemon.events().subscribe();
     let mut seen = Seen {
         blocked: blocked_origins(&app),
         ..Seen::default()
@@ -140,7 +144,34 @@ async fn watch(app: AppHandle) {
             blocked,
             dialogs,
         };
-        tokio::time::sleep(POLL).await;
+        wait_for_news(&mut feed, &state.notifier).await;
+    }
+}
+
+/// Waits up to [`POLL`], less when the event feed reports something (progress does not count); shows the
+/// notifications the feed's events deserve ("VM failed", "Image downloaded").
+async fn wait_for_news(feed: &mut broadcast::Receiver<DaemonEvent>, notifier: &notify::Notifier) {
+    let poll = tokio::time::sleep(POLL);
+    tokio::pin!(poll);
+    loop {
+        tokio::select! {
+            () = &mut poll => return,
+            event = feed.recv() => match event {
+                Ok(event) => {
+                    if let Some(note) = notify::from_event(&event.kind) {
+                        notifier.show(note);
+                    }
+                    if !event.kind.is_transient() {
+                        return;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::info!(missed, "the tray fell behind the event feed");
+                    return;
+                }
+                Err(broadcast::error::RecvError::Closed) => return poll.await,
+            },
+        }
     }
 }
 

@@ -362,6 +362,100 @@ async fn concurrent_requests_share_one_download() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_real_download_is_reported_to_the_event_feed_once() {
+    use webapi_core::events::{EventFeed, EventKind};
+    use webapi_core::media::FEED_PROGRESS_INTERVAL;
+    let server = TestServer::start().await;
+    // 4 MiB in 64 chunks 20 ms apart: over a second, so progress is reported a few times.
+    let data = image_bytes(4 << 20, 12);
+    server.put("/disk.img", data.clone());
+    server.set(Behaviour {
+        chunk_delay: Some(Duration::from_millis(20)),
+        ..Behaviour::default()
+    });
+    let root = tempfile::tempdir().unwrap();
+    let feed = EventFeed::new();
+    let mut live = feed.subscribe();
+    let cache = open(root.path(), options()).with_events(feed.clone());
+    let url = server.url("/disk.img");
+    let source = disk(url.clone(), sha256(&data));
+    // Two sessions wait for the same image: one download, one report.
+    let (a, b) = tokio::join!(
+        cache.fetch(source.clone(), |_| {}),
+        cache.fetch(source.clone(), |_| {})
+    );
+    a.unwrap();
+    b.unwrap();
+    let len = data.len() as u64;
+    let kept: Vec<EventKind> = feed.recent().into_iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kept,
+        vec![
+            EventKind::ImageStarted {
+                image: url.clone(),
+                total: Some(len)
+            },
+            EventKind::ImageDownloaded {
+                image: url.clone(),
+                bytes: len
+            },
+        ]
+    );
+    // Progress reaches live listeners only, throttled (the cache's own interval here is 20 ms).
+    let progress: Vec<_> = std::iter::from_fn(|| live.try_recv().ok())
+        .filter(|e| matches!(e.kind, EventKind::ImageProgress { .. }))
+        .collect();
+    assert!(
+        !progress.is_empty(),
+        "a download of over a second reports progress"
+    );
+    let mut last_bytes = 0;
+    for e in &progress {
+        let EventKind::ImageProgress {
+            image,
+            bytes,
+            total,
+            bytes_per_second,
+        } = &e.kind
+        else {
+            unreachable!()
+        };
+        assert_eq!((image, *total), (&url, Some(len)));
+        assert!(*bytes >= last_bytes && *bytes <= len, "{progress:?}");
+        assert!(*bytes_per_second > 0, "{progress:?}");
+        last_bytes = *bytes;
+    }
+    let floor = FEED_PROGRESS_INTERVAL.as_millis() as u64 - 10; // wall-clock ms vs monotonic
+    assert!(
+        progress
+            .windows(2)
+            .all(|w| w[1].at_ms - w[0].at_ms >= floor),
+        "at most one progress event per {FEED_PROGRESS_INTERVAL:?}: {progress:?}"
+    );
+
+    // Served from the cache: nothing to report.
+    cache.fetch(source, |_| {}).await.unwrap();
+    assert_eq!(feed.recent().len(), 2);
+
+    // A download that fails verification: started, then failed with the reason.
+    server.set(Behaviour::default());
+    server.put("/other.img", image_bytes(100_000, 13));
+    let other = server.url("/other.img");
+    cache
+        .fetch(disk(other.clone(), sha256(b"not it")), |_| {})
+        .await
+        .unwrap_err();
+    let kept: Vec<EventKind> = feed.recent().into_iter().map(|e| e.kind).collect();
+    assert!(
+        matches!(&kept[2..], [
+            EventKind::ImageStarted { image: s, total: Some(100_000) },
+            EventKind::ImageFailed { image: f, message },
+        ] if *s == other && *f == other && message.contains("checksum")),
+        "{kept:#?}"
+    );
+}
+
 #[tokio::test]
 async fn gzip_images_are_verified_then_decompressed() {
     use std::io::Write;

@@ -1,33 +1,42 @@
 //! Desktop notifications (freedesktop, through notify-rust): what happened is worked out by pure functions
-//! (diffing what the tray saw before and now), and a pure rate limiter with an injected clock keeps them
-//! from spamming: at most one per kind every 30 s, at most 5 a minute in all.
+//! (diffing what the tray saw before and now, or reading the daemon's event feed), and a pure rate limiter
+//! with an injected clock keeps them from spamming: at most one per kind every 30 s, at most 5 a minute in
+//! all.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use webapi_core::events::EventKind;
+use webapi_core::media::human_bytes;
 use webapi_core::protocol::SessionState;
 
 use super::model::SessionView;
 
 /// The kinds of notification.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 ///
-/// "VM failed" and "image downloaded" are not here yet: the core tells those only to a session's WebSocket
-/// subscribers, and subscribing from the tray would keep closed sessions alive. They need a daemon-wide
-/// event stream from the core.
+/// "VM failed" and "image downloaded" come from the daemon's event feed ([`from_event`]); the others from
+/// diffing what the tray saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
     ConsentWaiting,
     SessionStarted,
     SiteBlocked,
+    VmFailed,
+    ImageDownloaded,
 }
 
 #[cfg(test)]
-const KINDS: [Kind; 3] = [
+const KINDS: [Kind; 5] = [
     Kind::ConsentWaiting,
     Kind::SessionStarted,
     Kind::SiteBlocked,
+    Kind::VmFailed,
+    Kind::ImageDownloaded,
 ];
+
+/// Longest failure message shown in a notification (the log has all of it).
+const MAX_MESSAGE_CHARS: usize = 200;
 
 /// One notification to show.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +71,51 @@ impl Note {
                 "{origin} can no longer ask to run virtual machines. Unblock it from the tray menu (Blocked sites…)."
             ),
         }
+    }
+}
+
+impl Note {
+    pub fn vm_failed(session: &str, message: &str) -> Self {
+        let mut shown: String = message.chars().take(MAX_MESSAGE_CHARS).collect();
+        if shown.len() < message.len() {
+            shown.push('…');
+        }
+        Self {
+            kind: Kind::VmFailed,
+            summary: "Virtual machine failed".into(),
+            body: format!("“{session}”: {shown}"),
+        }
+    }
+
+    /// `image` is the download URL; the notification names its file.
+    pub fn image_downloaded(image: &str, bytes: u64) -> Self {
+        Self {
+            kind: Kind::ImageDownloaded,
+            summary: "VM image downloaded".into(),
+            body: format!(
+                "“{}” ({}) is verified and ready.",
+                file_name(image),
+                human_bytes(bytes)
+            ),
+        }
+    }
+}
+
+/// The notification an event of the daemon's feed deserves, if any.
+pub fn from_event(kind: &EventKind) -> Option<Note> {
+    match kind {
+        EventKind::VmFailed { session, message } => Some(Note::vm_failed(session, message)),
+        EventKind::ImageDownloaded { image, bytes } => Some(Note::image_downloaded(image, *bytes)),
+        _ => None,
+    }
+}
+
+/// The last path segment of a URL (without query), or the whole text when it has none.
+fn file_name(url: &str) -> &str {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    match path.rsplit('/').next() {
+        Some(name) if !name.is_empty() => name,
+        _ => url,
     }
 }
 
@@ -302,6 +356,62 @@ mod tests {
         assert!(notes.iter().all(|n| n.kind == Kind::SessionStarted));
         assert_eq!(notes[0].body, "https://example.org started “Worker”.");
         assert!(started(&now, &now).is_empty());
+    }
+
+    #[test]
+    fn feed_events_give_vm_failed_and_image_downloaded_notes_only() {
+        let failed = from_event(&EventKind::VmFailed {
+            session: "Worker".into(),
+            message: "Boot failed: qemu exited".into(),
+        })
+        .unwrap();
+        assert_eq!(failed.kind, Kind::VmFailed);
+        assert_eq!(failed.body, "“Worker”: Boot failed: qemu exited");
+        let long = from_event(&EventKind::VmFailed {
+            session: "w".into(),
+            message: "x".repeat(5000),
+        })
+        .unwrap();
+        assert!(long.body.chars().count() < 220 && long.body.ends_with('…'));
+
+        let image = from_event(&EventKind::ImageDownloaded {
+            image: "https://cvm.example/images/ucernvm-prod.iso?x=1".into(),
+            bytes: 20 * 1024 * 1024,
+        })
+        .unwrap();
+        assert_eq!(image.kind, Kind::ImageDownloaded);
+        assert!(
+            image.body.starts_with("“ucernvm-prod.iso” (20"),
+            "{}",
+            image.body
+        );
+        assert_eq!(file_name("https://h/"), "https://h/");
+
+        for quiet in [
+            EventKind::SessionClosed {
+                session: "w".into(),
+            },
+            EventKind::ImageStarted {
+                image: "u".into(),
+                total: None,
+            },
+            EventKind::IdleChanged {
+                idle: true,
+                summary: "idle".into(),
+            },
+        ] {
+            assert!(from_event(&quiet).is_none(), "{quiet:?}");
+        }
+    }
+
+    #[test]
+    fn failures_are_rate_limited_like_the_others() {
+        let t0 = Instant::now();
+        let mut r = RateLimiter::new(Limits::default());
+        assert!(r.allow(Kind::VmFailed, t0));
+        assert!(!r.allow(Kind::VmFailed, t0 + Duration::from_secs(5)));
+        assert!(r.allow(Kind::ImageDownloaded, t0 + Duration::from_secs(5)));
+        assert!(r.allow(Kind::VmFailed, t0 + Duration::from_secs(30)));
     }
 
     #[test]

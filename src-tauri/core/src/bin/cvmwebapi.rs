@@ -133,8 +133,13 @@ fn serve(args: ServeArgs) -> ExitCode {
         } else {
             tracing::info!(origins = ?config.allow_origins, "headless: new sessions pre-approved for these origins only");
         }
-        let consent = Arc::new(ConsentBroker::headless(data_dir.root(), &config.allow_origins));
-        let real = match wiring::build(&args, &config, consent).await {
+        // One event feed for the whole daemon: the consent broker, the image cache, sessions, idle control.
+        let events = webapi_core::events::EventFeed::new();
+        let consent = Arc::new(
+            ConsentBroker::headless(data_dir.root(), &config.allow_origins)
+                .with_events(events.clone()),
+        );
+        let real = match wiring::build(&args, &config, consent, events).await {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("cvmwebapi: {e}");

@@ -20,6 +20,7 @@ use super::prompter::{Answer, Prompter};
 use super::queue::FairQueue;
 use super::request::{ConsentDialog, ConsentRequest, Decision, MAX_ORIGIN_BYTES};
 use super::rule::{self, DenialStreak};
+use crate::events::{EventFeed, EventKind};
 
 /// How long a dialog waits for the user before it counts as a rejection.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -67,6 +68,8 @@ pub struct ConsentBroker {
     turn: Notify,
     /// Bumped whenever the blocked or remembered lists change (for menus that show them).
     changed: watch::Sender<u64>,
+    /// Where dialogs, answers, blocks and unblocks are reported (see [`ConsentBroker::with_events`]).
+    events: EventFeed,
 }
 
 struct State {
@@ -126,7 +129,23 @@ impl ConsentBroker {
             }),
             turn: Notify::new(),
             changed: watch::Sender::new(0),
+            events: EventFeed::new(),
         }
+    }
+
+    /// Reports to `events` (the daemon's feed): `ConsentWaiting` when a dialog opens, `ConsentAnswered`
+    /// for each decided request (also by a remembered answer or the timeout), `SiteBlocked` and
+    /// `SiteUnblocked`. Without it the broker reports to a feed nobody reads.
+    pub fn with_events(mut self, events: EventFeed) -> Self {
+        self.events = events;
+        self
+    }
+
+    fn answered(&self, origin: &str, decision: Decision) {
+        self.events.publish(EventKind::ConsentAnswered {
+            origin: origin.to_string(),
+            allowed: decision == Decision::Allowed,
+        });
     }
 
     /// A receiver that sees a change whenever a site is blocked, unblocked, remembered or forgotten.
@@ -161,7 +180,9 @@ impl ConsentBroker {
         let ticket = {
             let mut st = self.lock();
             if let Some(d) = settled(&st, &origin) {
+                drop(st);
                 log_settled(&origin, d);
+                self.settled_answer(&origin, d);
                 return d;
             }
             if st.queue.count(&origin) >= self.options.max_waiting_per_origin
@@ -190,7 +211,9 @@ impl ConsentBroker {
             {
                 let mut st = self.lock();
                 if let Some(d) = settled(&st, &origin) {
+                    drop(st);
                     log_settled(&origin, d);
+                    self.settled_answer(&origin, d);
                     return d;
                 }
                 if st.showing.is_none() && st.queue.next(st.last_origin.as_deref()) == Some(ticket)
@@ -213,26 +236,43 @@ impl ConsentBroker {
         tracing::info!(%origin, vm = %dialog.vm_name_display, trusted = dialog.request.trusted,
             "asking the user to allow a new session");
         progress(ConsentProgress::Shown);
+        self.events.publish(EventKind::ConsentWaiting {
+            origin: origin.clone(),
+        });
         let answer =
             tokio::time::timeout(self.options.timeout, self.prompter.prompt(&dialog)).await;
-        let decision = match answer {
+        let (decision, blocked) = match answer {
             Ok(Ok(answer)) => self.apply_answer(&origin, answer),
             Ok(Err(why)) => {
                 tracing::info!(%origin, "new session denied: {why}");
-                Decision::Denied
+                (Decision::Denied, false)
             }
             Err(_) => {
                 tracing::info!(%origin, timeout = ?self.options.timeout,
                     "new session denied: the dialog was not answered in time");
-                Decision::Denied
+                (Decision::Denied, false)
             }
         };
         drop(slot);
+        self.answered(&origin, decision);
+        if blocked {
+            self.events.publish(EventKind::SiteBlocked {
+                origin: origin.clone(),
+            });
+        }
         decision
     }
 
-    /// Feeds the user's answer to the rule and the remembered decisions.
-    fn apply_answer(&self, origin: &str, answer: Answer) -> Decision {
+    /// A remembered "allow" answers like the user would; a blocked origin's refusals are not reported
+    /// one by one (`SiteBlocked` said it once).
+    fn settled_answer(&self, origin: &str, decision: Decision) {
+        if decision == Decision::Allowed {
+            self.answered(origin, decision);
+        }
+    }
+
+    /// Feeds the user's answer to the rule and the remembered decisions; whether it blocked the origin.
+    fn apply_answer(&self, origin: &str, answer: Answer) -> (Decision, bool) {
         let now = self.clock.now();
         let mut st = self.lock();
         if answer.allow {
@@ -247,7 +287,7 @@ impl ConsentBroker {
             if answer.remember {
                 self.lists_changed();
             }
-            return Decision::Allowed;
+            return (Decision::Allowed, false);
         }
         let history = st.streaks.get(origin).copied().unwrap_or_default();
         let outcome = rule::after_denial_within(history, now, self.options.throttle_window);
@@ -269,7 +309,7 @@ impl ConsentBroker {
         if block {
             self.lists_changed();
         }
-        Decision::Denied
+        (Decision::Denied, block)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -296,6 +336,9 @@ impl ConsentBroker {
         if done {
             tracing::info!(%origin, "origin unblocked by the user");
             self.lists_changed();
+            self.events.publish(EventKind::SiteUnblocked {
+                origin: origin.to_string(),
+            });
         }
         Ok(done)
     }

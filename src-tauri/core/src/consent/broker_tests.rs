@@ -459,3 +459,68 @@ async fn headless_allows_listed_origins_and_refuses_the_rest_without_blocking() 
         "exact origins only"
     );
 }
+
+#[tokio::test]
+async fn dialogs_answers_blocks_and_unblocks_reach_the_event_feed() {
+    use crate::events::{EventFeed, EventKind};
+    let mut r = rig();
+    let feed = EventFeed::new();
+    r.broker = Arc::new(
+        ConsentBroker::with_clock(
+            r.dir.path(),
+            r.prompter.clone(),
+            ConsentOptions::default(),
+            r.clock.clone(),
+        )
+        .with_events(feed.clone()),
+    );
+    let kinds = |feed: &EventFeed| -> Vec<EventKind> {
+        feed.recent().into_iter().map(|e| e.kind).collect()
+    };
+    let waiting = EventKind::ConsentWaiting { origin: A.into() };
+    let answer = |allowed| EventKind::ConsentAnswered {
+        origin: A.into(),
+        allowed,
+    };
+
+    assert_eq!(r.answered(A, ALLOW).await, Decision::Allowed);
+    assert_eq!(kinds(&feed), vec![waiting.clone(), answer(true)]);
+
+    // Two rejections 1.5 s apart on the injected clock: the rule blocks the site, once.
+    assert_eq!(r.answered(A, DENY).await, Decision::Denied);
+    r.clock.advance(Duration::from_millis(1500));
+    assert_eq!(r.answered(A, DENY).await, Decision::Denied);
+    let blocked = EventKind::SiteBlocked { origin: A.into() };
+    assert_eq!(
+        kinds(&feed)[2..],
+        [
+            waiting.clone(),
+            answer(false),
+            waiting.clone(),
+            answer(false),
+            blocked.clone()
+        ]
+    );
+    // A blocked site's refusals need no dialog and are not reported one by one.
+    assert_eq!(r.broker.request(req(A)).await, Decision::Blocked);
+    assert_eq!(kinds(&feed).len(), 7);
+
+    assert!(r.broker.unblock(A).unwrap());
+    assert!(
+        !r.broker.unblock(A).unwrap(),
+        "unblocking twice reports once"
+    );
+    assert_eq!(
+        kinds(&feed).last(),
+        Some(&EventKind::SiteUnblocked { origin: A.into() })
+    );
+    assert_eq!(kinds(&feed).len(), 8);
+
+    // Two rejections 6 s apart do not block: no SiteBlocked.
+    assert_eq!(r.answered(B, DENY).await, Decision::Denied);
+    r.clock.advance(Duration::from_secs(6));
+    assert_eq!(r.answered(B, DENY).await, Decision::Denied);
+    assert!(!kinds(&feed)
+        .iter()
+        .any(|k| matches!(k, EventKind::SiteBlocked { origin } if origin == B)));
+}

@@ -127,7 +127,9 @@ impl Connection {
                 else {
                     return;
                 };
+                let idle_params = super::session_action::changes_idle_params(&command);
                 match handle.try_send(command) {
+                    Ok(()) if idle_params => super::session_action::wake_idle(ctx),
                     Ok(()) => {}
                     Err(TrySendError::Full(command)) => self.spawn(&id.clone(), move |ctx, id| {
                         super::session_action::deliver(ctx, handle, command, id)

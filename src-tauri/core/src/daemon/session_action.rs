@@ -84,8 +84,28 @@ pub(super) async fn deliver(
     command: Command,
     id: String,
 ) {
+    let idle_params = changes_idle_params(&command);
     if handle.send(command).await.is_err() {
         released(&ctx, &id);
+        return;
+    }
+    if idle_params {
+        wake_idle(&ctx);
+    }
+}
+
+/// Whether `command` sets a session's idle parameters (`daemonControlled`, `daemonMinCap`, ...).
+pub(super) fn changes_idle_params(command: &Command) -> bool {
+    matches!(command,
+        Command::Set { key, .. } | Command::SetProperty { key, .. } if key.starts_with("daemon"))
+}
+
+/// Wakes the idle controller, so it acts on new idle parameters at once rather than at its next poll.
+/// Call it once the command is in the session's mailbox: the controller's `Inspect` then queues behind
+/// it and sees the new value.
+pub(super) fn wake_idle(ctx: &ConnCtx) {
+    if let Some(idle) = ctx.state.registry().idle() {
+        idle.wake();
     }
 }
 

@@ -8,6 +8,7 @@ use super::adapters::{BrokerConsent, CachedImages, TrustedVmcp};
 use super::Services;
 use crate::config::{DaemonConfig, ServeArgs};
 use crate::consent::ConsentBroker;
+use crate::events::EventFeed;
 use crate::hypervisor::{self, HypervisorInfo};
 use crate::media::ImageCache;
 use crate::store::DataDir;
@@ -33,10 +34,15 @@ pub enum WiringError {
 
 /// Builds every service. A missing hypervisor is not fatal: it is logged, and `requestSession` answers
 /// with a clear error until one is installed.
+///
+/// `events` becomes the daemon's feed (`Services.events`) and the image cache reports to it. Create it
+/// before the consent broker and give the broker the same one (`ConsentBroker::with_events`), so the
+/// whole daemon shares one feed.
 pub async fn build(
     args: &ServeArgs,
     config: &DaemonConfig,
     consent: Arc<ConsentBroker>,
+    events: EventFeed,
 ) -> Result<RealServices, WiringError> {
     let data_dir =
         DataDir::open(&config.data_dir).map_err(|e| WiringError::Images(format!("{e:#}")))?;
@@ -50,7 +56,8 @@ pub async fn build(
     );
     verifier.spawn_refresh_task();
     let cache = ImageCache::open_configured(&data_dir, config.image_mirror.as_ref())
-        .map_err(|e| WiringError::Images(e.to_string()))?;
+        .map_err(|e| WiringError::Images(e.to_string()))?
+        .with_events(events.clone());
     let images = Arc::new(CachedImages::new(cache));
 
     let (backend, hypervisor) = match hypervisor::choose(args.hypervisor).await {
@@ -72,7 +79,7 @@ pub async fn build(
         consent: Some(Arc::new(BrokerConsent(consent))),
         images: Some(images.clone()),
         hypervisor: backend,
-        events: Default::default(),
+        events,
     };
     Ok(RealServices {
         services,

@@ -13,6 +13,7 @@ use super::policy::{decide, presence, IdleAction, Presence};
 use super::source::IdleSource;
 use super::status::{Doing, IdleStatus, LastAction};
 use super::target::IdleTarget;
+use crate::events::{EventFeed, EventKind};
 
 /// Poll period while at least one session is controlled (coming back acts within about this long).
 pub const FAST_POLL: Duration = Duration::from_millis(500);
@@ -25,6 +26,22 @@ pub const RETRY_AFTER: Duration = Duration::from_secs(10);
 /// Longest accepted idle threshold and snooze (one day and one week).
 pub const MAX_THRESHOLD: Duration = Duration::from_secs(24 * 3600);
 pub const MAX_SNOOZE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// How often the controller polls: `fast` while a session is controlled, `slow` otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PollPeriods {
+    pub fast: Duration,
+    pub slow: Duration,
+}
+
+impl Default for PollPeriods {
+    fn default() -> Self {
+        Self {
+            fast: FAST_POLL,
+            slow: SLOW_POLL,
+        }
+    }
+}
 
 /// The controller's settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +84,8 @@ impl IdleHandle {
             .send_modify(|s| s.threshold = threshold.min(MAX_THRESHOLD));
     }
 
-    /// Makes the controller poll now, e.g. after a session's idle parameters changed.
+    /// Makes the controller poll now, e.g. after a session's idle parameters changed (the daemon calls
+    /// it when a page `set`s a `daemon*` parameter).
     pub fn wake(&self) {
         self.wake.notify_one();
     }
@@ -82,6 +100,9 @@ pub struct Controller {
     status: watch::Sender<IdleStatus>,
     wake: Arc<Notify>,
     presence: Presence,
+    poll: PollPeriods,
+    /// Where `IdleChanged` goes (none until [`Controller::with_events`]).
+    events: Option<EventFeed>,
     /// Per session: the last action asked and when, so a failing action is retried only every RETRY_AFTER.
     asked: HashMap<String, (IdleAction, Instant)>,
 }
@@ -114,9 +135,23 @@ impl Controller {
             status: status_tx,
             wake,
             presence: Presence::Active,
+            poll: PollPeriods::default(),
+            events: None,
             asked: HashMap::new(),
         };
         (controller, handle)
+    }
+
+    /// Publishes `IdleChanged` to `events` whenever the user goes idle or comes back.
+    pub fn with_events(mut self, events: EventFeed) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    /// Polls at `poll` instead of [`FAST_POLL`] / [`SLOW_POLL`].
+    pub fn with_poll(mut self, poll: PollPeriods) -> Self {
+        self.poll = poll;
+        self
     }
 
     /// Polls until the task is aborted.
@@ -127,7 +162,9 @@ impl Controller {
             let next = self.tick().await;
             tokio::select! {
                 _ = tokio::time::sleep(next) => {}
-                _ = self.wake.notified() => {}
+                // Something changed (a session's idle parameters, the source): ask again at once,
+                // even what was asked less than RETRY_AFTER ago (the session reset its idle cap).
+                _ = self.wake.notified() => self.asked.clear(),
                 changed = self.settings.changed(), if settings_open => settings_open = changed.is_ok(),
             }
         }
@@ -151,7 +188,8 @@ impl Controller {
         self.log_source_error(&source_error);
         let snoozed = settings.snoozed_until.filter(|u| now < *u);
         let presence = presence(idle_time, settings.threshold, snoozed, now);
-        if presence != self.presence {
+        let transition = presence != self.presence;
+        if transition {
             self.on_transition(presence, idle_time);
         }
         self.asked
@@ -205,10 +243,19 @@ impl Controller {
             *st = next;
             changed
         });
+        if transition {
+            if let Some(events) = &self.events {
+                let summary = self.status.borrow().summary();
+                events.publish(EventKind::IdleChanged {
+                    idle: presence == Presence::Idle,
+                    summary,
+                });
+            }
+        }
         if sessions.is_empty() {
-            SLOW_POLL
+            self.poll.slow
         } else {
-            FAST_POLL
+            self.poll.fast
         }
     }
 

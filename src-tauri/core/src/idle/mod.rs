@@ -32,11 +32,11 @@ mod linux_sources_tests;
 mod wayland_tests;
 
 pub use clock::{Clock, SystemClock};
-pub use controller::{Controller, IdleHandle};
+pub use controller::{Controller, IdleHandle, PollPeriods};
 pub use detect::detect;
 pub use params::{IdlePolicy, ParamError, PolicyMode, DF_AUTOSTART, DF_SUSPEND};
 pub use policy::{decide, presence, IdleAction, Presence, SessionView, DEFAULT_THRESHOLD};
-pub use sessions::{spawn_for, spawn_with, SessionsTarget};
+pub use sessions::{spawn_for, spawn_with, spawn_with_poll, SessionsTarget};
 pub use source::{IdleError, IdleSource, UnknownSource};
 pub use status::{Doing, IdleStatus};
 pub use target::{ControlledSession, IdleTarget, TargetError};

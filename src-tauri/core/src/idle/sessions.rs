@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 
 use super::{
     Clock, ControlledSession, Controller, IdleAction, IdleHandle, IdleSource, IdleTarget,
-    SessionView, SystemClock, TargetError,
+    PollPeriods, SessionView, SystemClock, TargetError,
 };
 use crate::daemon::DaemonState;
 use crate::hypervisor::VmState;
@@ -105,14 +105,29 @@ pub fn controlled_session(name: String, s: &SessionSnapshot) -> ControlledSessio
 
 /// Starts the idle controller for `state` with `source` and `clock`, publishes its handle to the
 /// daemon's pages (`getIdleStatus`), and returns the handle (for the tray: status, snooze, threshold).
+/// The controller reports idle/active changes to the daemon's event feed.
 pub fn spawn_with(
     state: &Arc<DaemonState>,
     source: Arc<dyn IdleSource>,
     clock: Arc<dyn Clock>,
     threshold: Duration,
 ) -> IdleHandle {
+    spawn_with_poll(state, source, clock, threshold, PollPeriods::default())
+}
+
+/// As [`spawn_with`], polling at `poll` (tests use a long period to prove what wakes the controller).
+pub fn spawn_with_poll(
+    state: &Arc<DaemonState>,
+    source: Arc<dyn IdleSource>,
+    clock: Arc<dyn Clock>,
+    threshold: Duration,
+    poll: PollPeriods,
+) -> IdleHandle {
     let target = Arc::new(SessionsTarget::new(state));
     let (controller, handle) = Controller::new(source, target, clock, threshold);
+    let controller = controller
+        .with_events(state.events().clone())
+        .with_poll(poll);
     tokio::spawn(controller.run());
     state.registry().set_idle(handle.clone());
     handle

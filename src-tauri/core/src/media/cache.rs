@@ -20,6 +20,7 @@ use super::index::{choose_evictions, Entry, Index};
 use super::lease::{ImageLease, PinGuard};
 use super::progress::{download_update, Progress};
 use super::remote_text::fetch_text;
+use super::report::DownloadReport;
 use super::settings::CacheOptions;
 use super::source::{
     is_gzip_url, parse_checksum_file, parse_http_url, parse_latest, validate_flavor,
@@ -27,6 +28,7 @@ use super::source::{
 };
 use super::throttle::Throttle;
 use super::transfer::{self, remove_if_exists, TransferJob, TransferLimits, TransferStatus};
+use crate::events::EventFeed;
 use crate::store::DataDir;
 
 const INDEX_FILE: &str = "index.json";
@@ -58,6 +60,8 @@ pub(crate) struct Shared {
     options: CacheOptions,
     client: reqwest::Client,
     state: Mutex<State>,
+    /// Where downloads are reported (see [`ImageCache::with_events`]).
+    events: Mutex<Option<EventFeed>>,
 }
 
 struct State {
@@ -153,6 +157,7 @@ impl ImageCache {
                 inflight: HashMap::new(),
                 closed: false,
             }),
+            events: Mutex::new(None),
         });
         Ok(Self {
             inner: Arc::new(Owner { shared }),
@@ -167,6 +172,19 @@ impl ImageCache {
     ) -> Result<Self, MediaError> {
         let settings = super::settings::MediaSettings::load(&data_dir.settings_file())?;
         Self::open(data_dir, CacheOptions::resolve(cli_mirror, &settings)?)
+    }
+
+    /// Reports every real download to `events` (the daemon's feed): `ImageStarted`, throttled
+    /// `ImageProgress`, then `ImageDownloaded` or `ImageFailed`; once per download, not per waiting
+    /// session, and nothing for images served from the cache.
+    pub fn with_events(self, events: EventFeed) -> Self {
+        *self
+            .inner
+            .shared
+            .events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(events);
+        self
     }
 
     /// The folder holding the images.
@@ -406,8 +424,25 @@ impl Shared {
         let shared = self.clone();
         let (key_owned, url, checksum) =
             (key.to_string(), target.url.clone(), target.checksum.clone());
+        let events = self
+            .events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let task = tokio::spawn(async move {
-            let outcome = shared.download(&key_owned, &url, &checksum, &tx).await;
+            let outcome = match events {
+                None => shared.download(&key_owned, &url, &checksum, &tx).await,
+                Some(feed) => {
+                    let mut report = DownloadReport::new(feed, &url);
+                    let outcome = tokio::select! {
+                        biased;
+                        outcome = shared.download(&key_owned, &url, &checksum, &tx) => outcome,
+                        () = report.follow(tx.subscribe()) => unreachable!("follow never ends"),
+                    };
+                    report.finish(&tx.borrow(), &outcome);
+                    outcome
+                }
+            };
             if let Err(e) = &outcome {
                 tracing::warn!(url, code = e.code(), "image download failed: {e}");
             }

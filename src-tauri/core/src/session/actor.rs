@@ -18,6 +18,7 @@ use super::params::{api_url, SETTABLE};
 use super::record::{SessionRecord, VmRecord};
 use super::route::{plan, retry_delay, Step, Target};
 use super::secret::SecretHash;
+use crate::events::{EventFeed, EventKind};
 use crate::hypervisor::{BootMedium, HvError, Hypervisor, Vm, VmEvent, VmSpec, VmState};
 use crate::idle::IdleAction;
 use crate::protocol::{ErrorCode, Outgoing, SessionState, HVF_DEPLOYMENT_HDD, HVF_SYSTEM_64BIT};
@@ -34,7 +35,7 @@ pub struct SessionContext {
     /// Interval of the API-port probe.
     pub probe_tick: Duration,
     /// The daemon-wide event feed the session reports to.
-    pub events: crate::events::EventFeed,
+    pub events: EventFeed,
 }
 
 /// A connection-bound view of a session: events for it carry `wire_id` and go to `outbox`.
@@ -204,6 +205,11 @@ fn spawn(record: SessionRecord, ctx: SessionContext, recover: bool) -> SessionHa
     };
     let (probe_target, probe_watch) = watch::channel(None);
     let (probe_tx, probe_rx) = mpsc::channel(4);
+    ctx.events.publish(EventKind::SessionOpened {
+        session: record.params.name.clone(),
+        origin: record.origin.clone(),
+        vm: SessionRecord::vm_name(&record.params.name),
+    });
     tokio::spawn(super::probe::run(probe_watch, probe_tx, ctx.probe_tick));
     let actor = Actor {
         rx,
@@ -215,6 +221,9 @@ fn spawn(record: SessionRecord, ctx: SessionContext, recover: bool) -> SessionHa
         core: Core {
             sessions_dir: ctx.data_dir.sessions(),
             state: record.state,
+            events: ctx.events.clone(),
+            published_state: record.state,
+            closed_published: false,
             record,
             subscribers: Vec::new(),
             api_addr: None,
@@ -260,6 +269,12 @@ struct Core {
     /// The cap last applied to the running VM.
     applied_cap: Option<u8>,
     ever_subscribed: bool,
+    /// The daemon-wide event feed (tray, control panel).
+    events: EventFeed,
+    /// The state last published to the feed.
+    published_state: SessionState,
+    /// `SessionClosed` was published (and the session did not come back since).
+    closed_published: bool,
 }
 
 /// A step that failed for good.
@@ -282,6 +297,7 @@ impl Actor {
     async fn run(mut self, recover: bool) {
         if recover {
             self.reattach().await;
+            self.core.publish_state();
         }
         let mut target: Option<Target> = None;
         loop {
@@ -291,6 +307,7 @@ impl Actor {
                 continue;
             }
             if self.core.should_retire() {
+                self.core.publish_closed();
                 tracing::info!(session = %self.core.record.params.name, "session closed and released; removing its record");
                 if let Err(e) =
                     SessionRecord::delete(&self.core.sessions_dir, &self.core.record.params.name)
@@ -374,6 +391,7 @@ impl Actor {
             {
                 self.core
                     .broadcast("failed", vec![json!(e.message), json!(e.code.code())]);
+                self.core.publish_failure(&e.message);
                 self.reread_state().await;
                 self.refresh_api_addr();
                 self.core.emit_state();
@@ -397,6 +415,9 @@ impl Actor {
         self.core.emit_state();
         // `apiStateChanged [0, url]` follows the stateChanged to a non-running state (§5.10).
         self.after_state_change();
+        if target == Target::Missing && self.core.state == SessionState::Missing {
+            self.core.publish_closed();
+        }
         None
     }
 
@@ -573,6 +594,7 @@ impl Actor {
                     "failed",
                     vec![json!(message), json!(ErrorCode::ExternalError.code())],
                 );
+                self.core.publish_failure(&message);
                 self.check_external_change().await;
             }
         }
@@ -608,7 +630,15 @@ impl Actor {
             .max(1);
         if let (Some(vm), true) = (self.vm.as_mut(), running) {
             match vm.set_cpu_cap(cap).await {
-                Ok(()) => self.core.applied_cap = Some(cap),
+                Ok(()) => {
+                    if self.core.applied_cap != Some(cap) {
+                        self.core.events.publish(EventKind::CapApplied {
+                            session: self.core.record.params.name.clone(),
+                            cap,
+                        });
+                    }
+                    self.core.applied_cap = Some(cap);
+                }
                 Err(e) => {
                     self.core.applied_cap = None;
                     tracing::warn!(session = %self.core.record.params.name, "cannot apply the CPU cap {cap}: {e}");
@@ -867,10 +897,44 @@ impl Core {
         }
     }
 
-    /// `stateVariables` then `stateChanged` to every subscriber.
-    fn emit_state(&self) {
+    /// `stateVariables` then `stateChanged` to every subscriber; the new state to the event feed.
+    fn emit_state(&mut self) {
         self.broadcast("stateVariables", self.state_variables());
         self.broadcast("stateChanged", vec![json!(self.state.code())]);
+        self.publish_state();
+    }
+
+    /// Publishes `SessionStateChanged` when the state differs from the one published last.
+    fn publish_state(&mut self) {
+        if self.state == self.published_state {
+            return;
+        }
+        self.published_state = self.state;
+        if self.state != SessionState::Missing {
+            self.closed_published = false;
+        }
+        self.events.publish(EventKind::SessionStateChanged {
+            session: self.record.params.name.clone(),
+            state: self.state,
+        });
+    }
+
+    /// Publishes `VmFailed` (an operation failed or the VM reported a failure).
+    fn publish_failure(&self, message: &str) {
+        self.events.publish(EventKind::VmFailed {
+            session: self.record.params.name.clone(),
+            message: message.to_string(),
+        });
+    }
+
+    /// Publishes `SessionClosed` once per close.
+    fn publish_closed(&mut self) {
+        if std::mem::replace(&mut self.closed_published, true) {
+            return;
+        }
+        self.events.publish(EventKind::SessionClosed {
+            session: self.record.params.name.clone(),
+        });
     }
 
     fn send_to(&self, reply: &Reply, name: &'static str, data: Vec<Value>) {

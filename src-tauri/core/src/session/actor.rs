@@ -12,12 +12,14 @@ use serde_json::{json, Map, Value};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use super::image_port::{ImageRequest, ImageSource, ProgressFn};
+use super::in_flight::InFlightToken;
 use super::macros::expand_user_data;
 use super::outbox::Outbox;
 use super::params::{api_url, SETTABLE};
 use super::record::{SessionRecord, VmRecord};
 use super::route::{plan, retry_delay, Step, Target};
 use super::secret::SecretHash;
+use super::view::{ViewPublisher, ViewReader};
 use crate::hypervisor::{BootMedium, HvError, Hypervisor, Vm, VmEvent, VmSpec, VmState};
 use crate::idle::IdleAction;
 use crate::protocol::{ErrorCode, Outgoing, SessionState, HVF_DEPLOYMENT_HDD, HVF_SYSTEM_64BIT};
@@ -51,6 +53,8 @@ pub struct Reply {
     /// The session id the action addressed (its `stateVariables` carry it).
     pub wire_id: u32,
     pub outbox: Outbox,
+    /// Counts the command as queued on its connection until it is answered (see `InFlight`).
+    pub in_flight: Option<InFlightToken>,
 }
 
 /// A control action (§2.5.4).
@@ -156,6 +160,7 @@ pub struct SessionHandle {
     tx: mpsc::Sender<Command>,
     name: Arc<str>,
     secret: Arc<SecretHash>,
+    view: ViewReader,
 }
 
 impl SessionHandle {
@@ -171,6 +176,12 @@ impl SessionHandle {
     /// Whether the actor still runs (it retires when closed and released).
     pub fn is_alive(&self) -> bool {
         !self.tx.is_closed()
+    }
+
+    /// The value of `key` as `get` shows it, read from the view the actor published, without a round
+    /// trip through its mailbox (`""` for unknown keys). `None` while a recovered session re-attaches.
+    pub fn get(&self, key: &str) -> Option<String> {
+        self.view.get(key)
     }
 
     /// Queues a command without waiting.
@@ -197,10 +208,12 @@ pub fn spawn_recovered(record: SessionRecord, ctx: SessionContext) -> SessionHan
 
 fn spawn(record: SessionRecord, ctx: SessionContext, recover: bool) -> SessionHandle {
     let (tx, rx) = mpsc::channel(64);
+    let (view, view_reader) = super::view::channel(&record.params, !recover);
     let handle = SessionHandle {
         tx,
         name: record.params.name.as_str().into(),
         secret: Arc::new(record.secret.clone()),
+        view: view_reader,
     };
     let (probe_target, probe_watch) = watch::channel(None);
     let (probe_tx, probe_rx) = mpsc::channel(4);
@@ -224,6 +237,7 @@ fn spawn(record: SessionRecord, ctx: SessionContext, recover: bool) -> SessionHa
             idle_cap: None,
             applied_cap: None,
             ever_subscribed: false,
+            view,
         },
         ctx,
     };
@@ -260,6 +274,8 @@ struct Core {
     /// The cap last applied to the running VM.
     applied_cap: Option<u8>,
     ever_subscribed: bool,
+    /// What `get` reads; published before any reply or event that follows a change.
+    view: ViewPublisher,
 }
 
 /// A step that failed for good.
@@ -282,6 +298,7 @@ impl Actor {
     async fn run(mut self, recover: bool) {
         if recover {
             self.reattach().await;
+            self.core.view.serving();
         }
         let mut target: Option<Target> = None;
         loop {
@@ -522,7 +539,7 @@ impl Actor {
         if let Some(vm) = &self.vm {
             if self.core.state == SessionState::Running {
                 if let Some(addr) = vm.api_endpoint() {
-                    self.core.api_addr = Some(addr);
+                    self.core.set_api_addr(addr);
                 }
             }
         }
@@ -545,8 +562,8 @@ impl Actor {
             (Some(vm), SessionState::Running) => vm.api_endpoint(),
             _ => None,
         };
-        if want.is_some() {
-            self.core.api_addr = want;
+        if let Some(addr) = want {
+            self.core.set_api_addr(addr);
         }
         self.probe_target.send_if_modified(|cur| {
             let changed = *cur != want;
@@ -828,9 +845,21 @@ impl Core {
     }
 
     fn persist(&self) {
+        self.publish_view();
         if let Err(e) = self.record.save(&self.sessions_dir) {
             tracing::error!(session = %self.record.params.name, "cannot save the session record: {e:#}");
         }
+    }
+
+    /// Publishes what `get` reads (a no-op when nothing changed).
+    fn publish_view(&self) {
+        self.view.publish(&self.record.params, self.api_port());
+    }
+
+    /// Sets the forwarded API address and publishes it.
+    fn set_api_addr(&mut self, addr: SocketAddr) {
+        self.api_addr = Some(addr);
+        self.publish_view();
     }
 
     fn api_port(&self) -> Option<u16> {
@@ -892,7 +921,7 @@ impl Core {
             return;
         }
         self.api_up = up;
-        self.api_addr = Some(addr);
+        self.set_api_addr(addr);
         let url = self.api_event_url();
         self.broadcast("apiStateChanged", vec![json!(u8::from(up)), json!(url)]);
     }

@@ -101,15 +101,23 @@ fn percentiles(mut samples: Vec<Duration>) -> (f64, f64) {
 }
 
 /// Round trips on the echo server and on the daemon, measured in alternating blocks of 500 so that
-/// load changes on a shared machine affect both alike.
+/// load changes on a shared machine affect both alike. The client does the same work in both loops: it
+/// sends a frame prepared beforehand (the same bytes but the session id), waits for the next text frame
+/// and parses it as JSON, so the ratio compares the servers only.
 async fn latencies(echo: SocketAddr, daemon: SocketAddr) -> ((f64, f64), (f64, f64)) {
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{echo}/"))
         .await
         .unwrap();
-    let frame = r#"{"type":"action","name":"get","id":"a-1","data":{"session_id":1234567890,"key":"cpus"}}"#;
     let mut c = Client::connect(daemon).await;
     c.handshake().await;
     let sid = c.open(VMCP_URL).await;
+    let frame = |sid: u64| {
+        format!(
+            r#"{{"type":"action","name":"get","id":"a-1","data":{{"session_id":{sid:>10},"key":"cpus"}}}}"#
+        )
+    };
+    let (echo_frame, get_frame) = (frame(1_234_567_890), frame(sid));
+    assert_eq!(echo_frame.len(), get_frame.len());
     let mut echo_samples = Vec::with_capacity(ROUND_TRIPS);
     let mut get_samples = Vec::with_capacity(ROUND_TRIPS);
     const BLOCK: usize = 500;
@@ -117,16 +125,15 @@ async fn latencies(echo: SocketAddr, daemon: SocketAddr) -> ((f64, f64), (f64, f
         let keep = block * BLOCK >= WARMUP;
         for _ in 0..BLOCK {
             let t = Instant::now();
-            ws.send(Message::Text(frame.into())).await.unwrap();
-            while !matches!(ws.next().await.unwrap().unwrap(), Message::Text(_)) {}
+            let reply = round_trip(&mut ws, &echo_frame).await;
+            assert_eq!(reply["name"], "get");
             if keep {
                 echo_samples.push(t.elapsed());
             }
         }
         for _ in 0..BLOCK {
             let t = Instant::now();
-            c.act("get", sid, json!({"key": "cpus"})).await;
-            let reply = c.next_frame().await;
+            let reply = round_trip(&mut c.ws, &get_frame).await;
             assert_eq!(reply["name"], "succeed");
             if keep {
                 get_samples.push(t.elapsed());
@@ -134,6 +141,16 @@ async fn latencies(echo: SocketAddr, daemon: SocketAddr) -> ((f64, f64), (f64, f
         }
     }
     (percentiles(echo_samples), percentiles(get_samples))
+}
+
+/// Sends `frame` and parses the next text frame.
+async fn round_trip(ws: &mut Ws, frame: &str) -> serde_json::Value {
+    ws.send(Message::Text(frame.into())).await.unwrap();
+    loop {
+        if let Message::Text(text) = ws.next().await.unwrap().unwrap() {
+            return serde_json::from_str(text.as_str()).unwrap();
+        }
+    }
 }
 
 async fn many_connections(addr: SocketAddr, pid: u32) -> (usize, Duration, u64) {

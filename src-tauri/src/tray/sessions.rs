@@ -68,6 +68,7 @@ pub async fn control_handle(handle: &SessionHandle, action: Control, wait: Durat
         request_id: format!("tray-{}", handle.name()),
         wire_id: TRAY_WIRE_ID,
         outbox,
+        in_flight: None,
     };
     tracing::info!(session = handle.name(), ?action, "tray asks a session");
     if handle

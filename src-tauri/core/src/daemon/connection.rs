@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use super::DaemonState;
 use crate::protocol::{parse_action, Action, ErrorCode, Outgoing};
 use crate::server::CallerOrigin;
-use crate::session::{Command, Outbox};
+use crate::session::{Command, InFlight, Outbox};
 
 /// What the tasks of one connection share.
 pub(super) struct ConnCtx {
@@ -20,6 +20,8 @@ pub(super) struct ConnCtx {
     pub origin: CallerOrigin,
     pub outbox: Outbox,
     pub state: Arc<DaemonState>,
+    /// The sessions this connection has commands queued to (their `get`s queue behind them).
+    pub in_flight: Arc<InFlight>,
 }
 
 impl ConnCtx {
@@ -45,6 +47,7 @@ impl Connection {
                 origin,
                 outbox,
                 state,
+                in_flight: Arc::default(),
             }),
             pending,
             tasks: Mutex::new(JoinSet::new()),

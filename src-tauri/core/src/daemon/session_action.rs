@@ -1,12 +1,14 @@
 //! Session-scoped actions (§2.5.4): the frame's `session_id` must be a session id this connection
 //! obtained (ownership check, §7.2 item 22); the action goes to the session's actor, which replies.
+//! `get` is answered here from the session's published view, unless this connection still has commands
+//! queued to that session: then it queues behind them, so pipelined requests keep their order.
 
 use std::sync::Arc;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::connection::{truncate, ConnCtx};
-use crate::protocol::{Action, ErrorCode};
+use crate::protocol::{Action, ErrorCode, Outgoing};
 use crate::session::{Command, Control, Reply, SessionHandle};
 
 /// Resolves a session action to its session and command, answering errors itself. `None` when done.
@@ -27,13 +29,26 @@ pub(super) fn prepare(ctx: &ConnCtx, action: Action) -> Option<(SessionHandle, C
         );
         return None;
     };
+    let p = &action.params;
+    let string = |key: &str| p.get(key).unwrap_or_default().to_string();
+    if action.name == "get" && !ctx.in_flight.is_busy(wire_id) {
+        // Nothing of this connection is queued to the session: answer from its published view.
+        if let Some(value) = handle.get(p.get("key").unwrap_or_default()) {
+            if handle.is_alive() {
+                ctx.outbox
+                    .send(Outgoing::event("succeed", action.id, vec![json!(value)]));
+            } else {
+                released(ctx, &action.id);
+            }
+            return None;
+        }
+    }
     let reply = Reply {
         request_id: action.id.clone(),
         wire_id,
         outbox: ctx.outbox.clone(),
+        in_flight: Some(ctx.in_flight.track(wire_id)),
     };
-    let p = &action.params;
-    let string = |key: &str| p.get(key).unwrap_or_default().to_string();
     let command = match action.name.as_str() {
         "start" => {
             let mut values = p.flat().clone();

@@ -12,6 +12,7 @@ use serde_json::{json, Map, Value};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use super::image_port::{ImageRequest, ImageSource, ProgressFn};
+use super::in_flight::InFlightToken;
 use super::macros::expand_user_data;
 use super::outbox::Outbox;
 use super::params::{api_url, SETTABLE};
@@ -19,6 +20,7 @@ use super::record::{SessionRecord, VmRecord};
 use super::route::{plan, retry_delay, Step, Target};
 use super::secret::SecretHash;
 use crate::events::{EventFeed, EventKind};
+use super::view::{ViewPublisher, ViewReader};
 use crate::hypervisor::{BootMedium, HvError, Hypervisor, Vm, VmEvent, VmSpec, VmState};
 use crate::idle::IdleAction;
 use crate::protocol::{ErrorCode, Outgoing, SessionState, HVF_DEPLOYMENT_HDD, HVF_SYSTEM_64BIT};
@@ -52,6 +54,8 @@ pub struct Reply {
     /// The session id the action addressed (its `stateVariables` carry it).
     pub wire_id: u32,
     pub outbox: Outbox,
+    /// Counts the command as queued on its connection until it is answered (see `InFlight`).
+    pub in_flight: Option<InFlightToken>,
 }
 
 /// A control action (§2.5.4).
@@ -157,6 +161,7 @@ pub struct SessionHandle {
     tx: mpsc::Sender<Command>,
     name: Arc<str>,
     secret: Arc<SecretHash>,
+    view: ViewReader,
 }
 
 impl SessionHandle {
@@ -172,6 +177,12 @@ impl SessionHandle {
     /// Whether the actor still runs (it retires when closed and released).
     pub fn is_alive(&self) -> bool {
         !self.tx.is_closed()
+    }
+
+    /// The value of `key` as `get` shows it, read from the view the actor published, without a round
+    /// trip through its mailbox (`""` for unknown keys). `None` while a recovered session re-attaches.
+    pub fn get(&self, key: &str) -> Option<String> {
+        self.view.get(key)
     }
 
     /// Queues a command without waiting.
@@ -198,10 +209,12 @@ pub fn spawn_recovered(record: SessionRecord, ctx: SessionContext) -> SessionHan
 
 fn spawn(record: SessionRecord, ctx: SessionContext, recover: bool) -> SessionHandle {
     let (tx, rx) = mpsc::channel(64);
+    let (view, view_reader) = super::view::channel(&record.params, !recover);
     let handle = SessionHandle {
         tx,
         name: record.params.name.as_str().into(),
         secret: Arc::new(record.secret.clone()),
+        view: view_reader,
     };
     let (probe_target, probe_watch) = watch::channel(None);
     let (probe_tx, probe_rx) = mpsc::channel(4);
@@ -233,6 +246,7 @@ fn spawn(record: SessionRecord, ctx: SessionContext, recover: bool) -> SessionHa
             idle_cap: None,
             applied_cap: None,
             ever_subscribed: false,
+            view,
         },
         ctx,
     };
@@ -275,6 +289,8 @@ struct Core {
     published_state: SessionState,
     /// `SessionClosed` was published (and the session did not come back since).
     closed_published: bool,
+    /// What `get` reads; published before any reply or event that follows a change.
+    view: ViewPublisher,
 }
 
 /// A step that failed for good.
@@ -298,6 +314,7 @@ impl Actor {
         if recover {
             self.reattach().await;
             self.core.publish_state();
+            self.core.view.serving();
         }
         let mut target: Option<Target> = None;
         loop {
@@ -543,7 +560,7 @@ impl Actor {
         if let Some(vm) = &self.vm {
             if self.core.state == SessionState::Running {
                 if let Some(addr) = vm.api_endpoint() {
-                    self.core.api_addr = Some(addr);
+                    self.core.set_api_addr(addr);
                 }
             }
         }
@@ -566,8 +583,8 @@ impl Actor {
             (Some(vm), SessionState::Running) => vm.api_endpoint(),
             _ => None,
         };
-        if want.is_some() {
-            self.core.api_addr = want;
+        if let Some(addr) = want {
+            self.core.set_api_addr(addr);
         }
         self.probe_target.send_if_modified(|cur| {
             let changed = *cur != want;
@@ -858,9 +875,21 @@ impl Core {
     }
 
     fn persist(&self) {
+        self.publish_view();
         if let Err(e) = self.record.save(&self.sessions_dir) {
             tracing::error!(session = %self.record.params.name, "cannot save the session record: {e:#}");
         }
+    }
+
+    /// Publishes what `get` reads (a no-op when nothing changed).
+    fn publish_view(&self) {
+        self.view.publish(&self.record.params, self.api_port());
+    }
+
+    /// Sets the forwarded API address and publishes it.
+    fn set_api_addr(&mut self, addr: SocketAddr) {
+        self.api_addr = Some(addr);
+        self.publish_view();
     }
 
     fn api_port(&self) -> Option<u16> {
@@ -956,7 +985,7 @@ impl Core {
             return;
         }
         self.api_up = up;
-        self.api_addr = Some(addr);
+        self.set_api_addr(addr);
         let url = self.api_event_url();
         self.broadcast("apiStateChanged", vec![json!(u8::from(up)), json!(url)]);
     }

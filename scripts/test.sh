@@ -58,6 +58,10 @@ step "gui e2e demo" timeout 900 tests/gui/run.sh tests/gui/demo.sh \
 # The README's `make run` from a fresh home folder: deps, build (warm here), demo site, tray app, the page
 # opened by xdg-open, the consent dialog on "Request session". Before the e2e-hooks build for the same reason.
 step "gui e2e make run" timeout 900 tests/gui/run.sh tests/gui/run-contract.sh
+# The tray menu following a real session from the demo page: pause/resume over dbusmenu, Quit hibernates,
+# a restart brings the same VM back.
+step "gui e2e tray-vm" timeout 1200 tests/gui/run.sh tests/gui/tray-vm.sh \
+  "$CARGO_TARGET_DIR/debug/cernvm-webapi" "$CARGO_TARGET_DIR/debug/cvmwebapi"
 
 # The consent e2e needs the tray app with the test-only `e2e-hooks` feature. Cargo puts that build at the
 # same path as the normal one, so it runs after the tray e2e and is copied aside; the next plain build

@@ -11,6 +11,7 @@ mod display;
 mod e2e_hooks;
 mod panel;
 mod tray;
+mod webview_release;
 
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -127,6 +128,10 @@ pub fn main() -> ExitCode {
         RunEvent::ExitRequested {
             api, code: None, ..
         } => api.prevent_exit(),
+        RunEvent::WindowEvent {
+            event: tauri::WindowEvent::Destroyed,
+            ..
+        } => webview_release::window_destroyed(app),
         RunEvent::Exit => {
             if let Some(shell) = app.try_state::<ShellState>() {
                 shell.shut_down();

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GUI e2e of the tray app shell: tray registration and menu (its fixed entries) over dbusmenu, no webview at start, the control
-# panel opened from the menu and destroyed on close, /info, single instance, Quit. Run through run.sh.
+# panel opened from the menu and destroyed on close (no WebKit process left), opened again, /info, single instance, Quit. Run through run.sh.
 # Usage (inside run.sh): tray.sh APP_BINARY CLI_BINARY
 set -u
 APP=${1:?usage: tray.sh APP_BINARY CLI_BINARY}; CLI=${2:?usage: tray.sh APP_BINARY CLI_BINARY}
@@ -69,7 +69,16 @@ convert "$OUT/tray-and-panel.png" -crop 334x294+0+0 +repage "$OUT/tray-menu.png"
 wmctrl -c 'CernVM WebAPI'
 check "closing the panel removes the window" waitfor 50 no_window "$TITLE"
 check "closing the panel ends its WebKit web process" waitfor 100 no_webview "$APP_PID"
+# ... and the app ends WebKit's network process too (src-tauri/src/webview_release.rs), which WebKit
+# starts again for the next window: the panel opens and renders a second time.
+check "with no window left, no WebKit process is left (network process ended)" waitfor 100 no_webkit_process "$APP_PID"
 pgrep -a -P "$APP_PID" >"$OUT/children-after-close.txt"
+tray_click "$ITEM" "$MENU" "Open control panel"
+check "the panel opens again" waitfor 100 window_exists "$TITLE"
+check "the panel renders its page again (WebKit started a new network process)" \
+  waitfor 200 window_rendered "$TITLE" "$OUT/panel-again.png"
+wmctrl -c 'CernVM WebAPI'
+check "closing it again removes the window" waitfor 50 no_window "$TITLE"
 check "the app lives on in the tray after closing the panel" alive
 check "/info still answers" info
 

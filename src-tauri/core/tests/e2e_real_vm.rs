@@ -7,6 +7,8 @@
 //! `kill -9` of the daemon and a restart: the page gets the same running VM back → the cap holds on a
 //! burning guest → stop (ACPI) → start → the guest powers itself off and the page is told → close
 //! (VM folder and process gone). Linux only (the QEMU backend needs unix sockets and /proc).
+//!
+//! Also a benchmark, run only when asked (`--ignored`): the daemon's RSS with no VM, one and two VMs.
 #![cfg(target_os = "linux")]
 
 #[path = "qemu_support/mod.rs"]
@@ -46,7 +48,12 @@ async fn vmcp(
     Query(q): Query<std::collections::HashMap<String, String>>,
 ) -> impl IntoResponse {
     let salt = q.get("cvm_salt").cloned().unwrap_or_default();
-    let doc = serde_json::to_vec(&site.vmcp).unwrap();
+    // `?vm=NAME` gives a VMCP for another session name (the benchmark runs two VMs of one site).
+    let mut vmcp = site.vmcp.clone();
+    if let Some(name) = q.get("vm") {
+        vmcp["name"] = json!(name);
+    }
+    let doc = serde_json::to_vec(&vmcp).unwrap();
     match tools::sign_vmcp(&doc, &salt, &site.key, false) {
         Ok(signed) => ([("content-type", "application/json")], signed.json).into_response(),
         Err(e) => (axum::http::StatusCode::BAD_REQUEST, e.to_string()).into_response(),
@@ -482,4 +489,98 @@ async fn a_website_drives_a_real_vm_through_its_whole_life() {
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
     assert!(left.is_empty(), "VM files left after close: {left:?}");
+}
+
+/// Benchmark for docs/benchmarks.md ("QEMU backend"): the daemon's RSS with no VM, then with one and with
+/// two running VMs of one website, each read after the guest's API answers and a short settle. Prints a
+/// table; asserts only that both VMs ran and that nothing is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: cargo test -p webapi-core --test e2e_real_vm -- --ignored --nocapture"]
+async fn bench_daemon_rss_with_one_and_two_vms() {
+    if support::setup_tools_only().is_none() {
+        return;
+    }
+    let iso: PathBuf = support::guest_iso().clone();
+    let image = std::fs::read(&iso).unwrap();
+    let checksum = hex::encode(ring::digest::digest(&ring::digest::SHA256, &image).as_ref());
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    let prefix = work.path().join("site");
+    let public = tools::keygen(NewKey::Ed25519, &prefix).expect("keygen");
+    let key = tools::load_signing_key(&tools::key_paths(&prefix).0).unwrap();
+    let keystore = work.path().join("keystore.txt");
+    std::fs::write(&keystore, format!("127.0.0.1={}\n", public.to_base64())).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let site_addr = listener.local_addr().unwrap();
+    let vmcp_doc = json!({
+        "name": "bench-vm",
+        "secret": "a-secret-only-this-site-knows",
+        "cpus": 1,
+        "memory": 256,
+        "disk": 1024,
+        "diskURL": format!("http://{site_addr}/guest.iso"),
+        "diskChecksum": checksum,
+        "apiPort": 80,
+        "flags": 3,
+    });
+    serve_site(
+        listener,
+        Arc::new(Site {
+            key,
+            image,
+            vmcp: vmcp_doc,
+        }),
+    );
+    let origin = format!("http://{site_addr}");
+    let port = free_port();
+    let vm_dir = data.join("vms");
+    let guard = Cleanup {
+        daemon: Some(spawn_daemon(port, &data, &keystore, &origin)),
+        vm_dir: vm_dir.clone(),
+    };
+    let pid = guard.daemon.as_ref().unwrap().id();
+    let mut page = Page::open(port, &origin).await;
+    let settle = Duration::from_secs(5);
+    tokio::time::sleep(settle).await;
+    let mut rows = vec![("no VM".to_string(), daemon_rss_kib(pid))];
+
+    let mut sids = Vec::new();
+    for (n, name) in ["bench-a", "bench-b"].into_iter().enumerate() {
+        let sid = page
+            .request_session(&format!("http://{site_addr}/vmcp?vm={name}"))
+            .await;
+        page.forget();
+        page.act(sid, "start", json!({})).await;
+        let wire = sid.to_string();
+        let up = page
+            .wait(
+                "apiStateChanged 1",
+                |f| f["name"] == "apiStateChanged" && f["id"] == wire.as_str() && f["data"][0] == 1,
+                VM_WAIT,
+            )
+            .await;
+        support::wait_api(api_addr(up["data"][1].as_str().unwrap())).await;
+        tokio::time::sleep(settle).await;
+        sids.push(sid);
+        rows.push((format!("{} running VM(s)", n + 1), daemon_rss_kib(pid)));
+    }
+    assert_eq!(qemu_pids_with(&vm_dir).len(), 2, "two QEMU processes run");
+
+    let base = rows[0].1.max(1) as f64;
+    eprintln!("| daemon | RSS KiB | vs no VM |\n|---|---|---|");
+    for (what, kib) in &rows {
+        eprintln!("| {what} | {kib} | {:.2}× |", *kib as f64 / base);
+    }
+    for sid in sids {
+        page.act(sid, "close", json!({})).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !qemu_pids_with(&vm_dir).is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "QEMU still runs after close"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(guard);
 }

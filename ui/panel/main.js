@@ -72,7 +72,7 @@ async function loadIdle() {
 
 function sessionFromHash() {
   const m = /^#session=(.+)$/.exec(location.hash);
-  return m ? decodeURIComponent(m[1]) : null;
+  return m ? decodeURIComponent(m[1].replace(/\+/g, " ")) : null; // form-urlencoded by the tray
 }
 
 async function main() {
@@ -90,9 +90,6 @@ async function main() {
   initSessions(reportError);
   initActivity(reportError, (e) => { if (e.kind === "idle-changed") loadIdle(); });
   initSettings(reportError);
-  document.addEventListener("keydown", (e) => {
-    if (e.key === "Escape" && e.target === document.body) $("tab-sessions").focus();
-  });
 }
 
 main();

@@ -68,7 +68,7 @@ function syncDefaultPolicy() {
 function read() {
   const errors = {};
   const threshold = Number($("idle-threshold").value);
-  if (!Number.isInteger(threshold) || threshold < 10 || threshold > 86400) errors["idle-threshold"] = "Enter whole seconds from 10 to 86400 (24 hours).";
+  if (!Number.isInteger(threshold) || threshold < 1 || threshold > 86400) errors["idle-threshold"] = "Enter whole seconds from 1 to 86400 (24 hours).";
   let policy = null;
   try { policy = readPolicy("default"); } catch (e) { errors["default-min"] = e.message; }
   const mirror = $("image-mirror").value.trim();
@@ -79,7 +79,7 @@ function read() {
   }
   const limitText = $("cache-limit").value.trim();
   const limit = Number(limitText);
-  if (!limitText || !isFinite(limit) || limit < 0.5 || limit > 10000) errors["cache-limit"] = "Enter a size in GB from 0.5 to 10000.";
+  if (!limitText || !isFinite(limit) || limit < 0.25 || limit > 16384) errors["cache-limit"] = "Enter a size in GB from 0.25 to 16384.";
   const keystores = $("keystores").value.split("\n").map((l) => l.trim()).filter(Boolean);
   const relative = keystores.find((p) => !p.startsWith("/") && !/^[A-Za-z]:[\\/]/.test(p));
   if (relative) errors["keystores"] = `“${relative}” is not a full path (it must start with /).`;

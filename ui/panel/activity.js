@@ -27,8 +27,11 @@ export async function initActivity(reportError, notify) {
   }
 }
 
+const vmNames = new Map(); // session name → its VM's name, learnt from session-opened events
+
 function subjectOf(e) {
-  return e.session || e.origin || e.image || (e.kind === "idle-changed" ? "idle control" : "");
+  if (e.session) return vmNames.has(e.session) ? `${vmNames.get(e.session)} (${e.session})` : e.session;
+  return e.origin || e.image || (e.kind === "idle-changed" ? "idle control" : "");
 }
 
 function add(list) {
@@ -37,6 +40,7 @@ function add(list) {
     if (!e || seen.has(e.seq)) continue;
     if (e.kind === "image-progress") { onEvent(e); continue; } // transient: not logged
     seen.add(e.seq);
+    if (e.kind === "session-opened" && e.vm) vmNames.set(e.session, e.vm);
     events.push(e);
     lastSeq = Math.max(lastSeq, e.seq);
     fresh = true;

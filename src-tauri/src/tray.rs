@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use tauri::menu::{CheckMenuItem, IsMenuItem, Menu, MenuItem, PredefinedMenuItem, Submenu};
 use tauri::tray::{TrayIcon, TrayIconBuilder};
-use tauri::{AppHandle, Emitter, Manager, Wry};
+use tauri::{AppHandle, Manager, Wry};
 use tauri_plugin_autostart::ManagerExt;
 use webapi_core::idle::IdleHandle;
 use webapi_core::protocol::SessionState;
@@ -346,10 +346,7 @@ fn session_action(app: &AppHandle, action: model::SessionAction, name: String) {
         A::Resume => Control::Resume,
         A::Stop => Control::Stop,
         A::ShowInPanel => {
-            panel::open(app);
-            if let Err(e) = app.emit_to(panel::LABEL, SHOW_SESSION_EVENT, &name) {
-                tracing::warn!("cannot tell the panel which session to show: {e}");
-            }
+            panel::show_session(app, &name);
             return;
         }
         A::OpenWebsite => {

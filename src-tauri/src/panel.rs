@@ -21,6 +21,7 @@ pub fn open(app: &AppHandle) {
         .build();
     match built {
         Ok(window) => {
+            crate::commands::forward_to_panel(app, &window);
             let _ = window.set_focus();
         }
         Err(e) => tracing::error!("cannot open the control panel: {e}"),

@@ -45,6 +45,7 @@ fn create(app: &AppHandle, page: String) {
         .build();
     match built {
         Ok(window) => {
+            crate::commands::forward_to_panel(app, &window);
             let _ = window.set_focus();
         }
         Err(e) => tracing::error!("cannot open the control panel: {e}"),

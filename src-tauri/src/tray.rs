@@ -8,7 +8,7 @@ mod icons;
 mod model;
 mod notify;
 mod quit;
-mod sessions;
+pub(crate) mod sessions;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -179,7 +179,7 @@ fn refresh(app: &AppHandle, state: &TrayState, m: model::MenuModel, attention: b
 }
 
 /// Makes the watcher rebuild the menu at its next look (after an action whose effect it should show).
-fn invalidate(app: &AppHandle) {
+pub(crate) fn invalidate(app: &AppHandle) {
     if let Some(state) = app.try_state::<TrayState>() {
         *state.shown.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
@@ -400,7 +400,7 @@ fn toggle_snooze(app: &AppHandle) {
     invalidate(app);
 }
 
-fn open_logs(app: &AppHandle) {
+pub(crate) fn open_logs(app: &AppHandle) {
     let logs = app.state::<ShellState>().daemon.data_dir().logs();
     if let Err(e) = std::fs::create_dir_all(&logs) {
         tracing::warn!("cannot create the logs folder {}: {e}", logs.display());

@@ -56,13 +56,20 @@ async function loadStatus() {
   }
 }
 
+const IDLE_SOURCES = {
+  x11: "the X11 screen saver extension", "gnome-mutter": "GNOME (Mutter)",
+  "wayland-ext-idle-notify": "Wayland (ext-idle-notify)",
+  none: "nothing (idle control is off)", unknown: "an unknown source",
+};
+
 async function loadIdle() {
   try {
     const i = await call("idle_info");
     const snoozed = i.snoozedUntilMs && i.snoozedUntilMs > Date.now();
-    $("idle-state").textContent = snoozed ? "Snoozed" : i.idle ? `Idle for ${Math.round(i.idleSeconds)} s` : "Active";
+    const idleText = i.idleSeconds != null ? `Idle for ${i.idleSeconds} s` : "Idle";
+    $("idle-state").textContent = i.source === "none" ? "–" : snoozed ? "Snoozed" : i.idle ? idleText : "Active";
     $("idle-state").dataset.idle = i.idle ? "yes" : "no";
-    $("idle-source").textContent = i.source;
+    $("idle-source").textContent = IDLE_SOURCES[i.source] || i.source;
     $("idle-summary").textContent = i.summary + (snoozed ? ` (snoozed until ${new Date(i.snoozedUntilMs).toLocaleTimeString()})` : "");
   } catch (e) {
     $("idle-state").textContent = "Unknown";

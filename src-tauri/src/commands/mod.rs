@@ -3,14 +3,14 @@
 //! Every command has an `allow-<name>` permission (build.rs) granted only to the window that needs it
 //! (capabilities/*.json). Errors reach JavaScript as strings.
 
-mod cache;
-mod consent;
-mod events;
-mod idle;
-mod logs;
-mod sessions;
-mod settings;
-mod status;
+pub mod cache;
+pub mod consent;
+pub mod events;
+pub mod idle;
+pub mod logs;
+pub mod sessions;
+pub mod settings;
+pub mod status;
 #[cfg(test)]
 mod tests;
 
@@ -21,14 +21,9 @@ use webapi_core::monitor::ResourceMonitor;
 use webapi_core::settings::{SettingsStore, Startup};
 use webapi_core::trust::Verifier;
 
-pub use cache::{cache_info, clear_cache};
-pub use consent::{blocked_sites, forget_site, remembered_sites, unblock_site};
-pub use events::{forward_to_panel, recent_events, DAEMON_EVENT};
-pub use idle::idle_info;
-pub use logs::open_logs_folder;
-pub use sessions::{list_sessions, session_action, session_samples, set_session_policy};
-pub use settings::{get_settings, get_start_at_login, save_settings, set_start_at_login};
-pub use status::daemon_status;
+// Commands are named by their module path in `generate_handler!` (it needs the macro items that
+// `#[tauri::command]` puts next to each function, which a `pub use` of the function does not bring).
+pub use events::forward_to_panel;
 
 /// What the panel's commands need beyond [`crate::ShellState`]: settings, trust, images, the monitor.
 pub struct PanelState {

@@ -59,21 +59,21 @@ impl Panel {
         drop(idle);
         let app = mock_builder()
             .invoke_handler(tauri::generate_handler![
-                super::daemon_status,
-                super::list_sessions,
-                super::session_action,
-                super::set_session_policy,
-                super::session_samples,
-                super::idle_info,
-                super::recent_events,
-                super::get_settings,
-                super::save_settings,
-                super::cache_info,
-                super::clear_cache,
-                super::blocked_sites,
-                super::unblock_site,
-                super::remembered_sites,
-                super::forget_site,
+                super::status::daemon_status,
+                super::sessions::list_sessions,
+                super::sessions::session_action,
+                super::sessions::set_session_policy,
+                super::sessions::session_samples,
+                super::idle::idle_info,
+                super::events::recent_events,
+                super::settings::get_settings,
+                super::settings::save_settings,
+                super::cache::cache_info,
+                super::cache::clear_cache,
+                super::consent::blocked_sites,
+                super::consent::unblock_site,
+                super::consent::remembered_sites,
+                super::consent::forget_site,
             ])
             .manage(shell)
             .manage(PanelState {

@@ -124,8 +124,10 @@ async function loadCache() {
   try {
     const c = await call("cache_info");
     $("cache-size").textContent = `${bytes(c.bytes)} used of ${bytes(c.limitBytes)}`;
+    // An image is named by its checksum; people recognise the file name of its download address.
+    const label = (i) => (i.url && i.url.split("/").pop()) || i.name;
     $("cache-images").replaceChildren(...(c.images || []).map((i) =>
-      el("li", {}, `${i.name} · ${bytes(i.bytes)}`, i.inUse ? el("span", { class: "tag", text: "in use" }) : null)));
+      el("li", { title: i.url || i.name }, `${label(i)} · ${bytes(i.bytes)}`, i.inUse ? el("span", { class: "tag", text: "in use" }) : null)));
   } catch (e) {
     $("cache-size").textContent = "Cannot read the cache: " + e.message;
   }

@@ -21,14 +21,16 @@ use webapi_core::monitor::ResourceMonitor;
 use webapi_core::settings::{SettingsStore, Startup};
 use webapi_core::trust::Verifier;
 
-pub use cache::{cache_info, clear_cache};
-pub use consent::{blocked_sites, forget_site, remembered_sites, unblock_site};
-pub use events::{forward_to_panel, recent_events, DAEMON_EVENT};
-pub use idle::idle_info;
-pub use logs::open_logs_folder;
-pub use sessions::{list_sessions, session_action, session_samples, set_session_policy};
-pub use settings::{get_settings, get_start_at_login, save_settings, set_start_at_login};
-pub use status::daemon_status;
+// Globs, so that the macros `#[tauri::command]` generates next to each function are re-exported too
+// (`generate_handler!` looks them up next to the path it is given).
+pub use cache::*;
+pub use consent::*;
+pub use events::*;
+pub use idle::*;
+pub use logs::*;
+pub use sessions::*;
+pub use settings::*;
+pub use status::*;
 
 /// What the panel's commands need beyond [`crate::ShellState`]: settings, trust, images, the monitor.
 pub struct PanelState {

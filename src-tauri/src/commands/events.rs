@@ -1,7 +1,7 @@
 //! The event log: `recent_events` for what happened before the panel opened, and the `daemon-event`
 //! Tauri event carrying each new event to the panel while its window exists.
 
-use tauri::{AppHandle, Emitter, Listener, Manager, State, WebviewWindow};
+use tauri::{AppHandle, Emitter, Manager, State, WebviewWindow, WindowEvent};
 use tokio::sync::broadcast::error::RecvError;
 use webapi_core::events::DaemonEvent;
 
@@ -24,9 +24,11 @@ pub fn forward_to_panel(app: &AppHandle, window: &WebviewWindow) {
     let mut feed = shell.daemon.events().subscribe();
     let (closed_tx, mut closed) = tokio::sync::oneshot::channel::<()>();
     let closed_tx = std::sync::Mutex::new(Some(closed_tx));
-    window.once("tauri://destroyed", move |_| {
-        if let Some(tx) = closed_tx.lock().unwrap().take() {
-            let _ = tx.send(());
+    window.on_window_event(move |event| {
+        if matches!(event, WindowEvent::Destroyed) {
+            if let Some(tx) = closed_tx.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                let _ = tx.send(());
+            }
         }
     });
     let (window, label) = (window.clone(), window.label().to_string());

@@ -3,14 +3,14 @@
 //! Every command has an `allow-<name>` permission (build.rs) granted only to the window that needs it
 //! (capabilities/*.json). Errors reach JavaScript as strings.
 
-pub mod cache;
-pub mod consent;
-pub mod events;
-pub mod idle;
-pub mod logs;
-pub mod sessions;
-pub mod settings;
-pub mod status;
+mod cache;
+mod consent;
+mod events;
+mod idle;
+mod logs;
+mod sessions;
+mod settings;
+mod status;
 #[cfg(test)]
 mod tests;
 
@@ -21,9 +21,16 @@ use webapi_core::monitor::ResourceMonitor;
 use webapi_core::settings::{SettingsStore, Startup};
 use webapi_core::trust::Verifier;
 
-// Commands are named by their module path in `generate_handler!` (it needs the macro items that
-// `#[tauri::command]` puts next to each function, which a `pub use` of the function does not bring).
-pub use events::forward_to_panel;
+// Globs, so that the macros `#[tauri::command]` generates next to each function are re-exported too
+// (`generate_handler!` looks them up next to the path it is given).
+pub use cache::*;
+pub use consent::*;
+pub use events::*;
+pub use idle::*;
+pub use logs::*;
+pub use sessions::*;
+pub use settings::*;
+pub use status::*;
 
 /// What the panel's commands need beyond [`crate::ShellState`]: settings, trust, images, the monitor.
 pub struct PanelState {

@@ -59,21 +59,21 @@ impl Panel {
         drop(idle);
         let app = mock_builder()
             .invoke_handler(tauri::generate_handler![
-                super::status::daemon_status,
-                super::sessions::list_sessions,
-                super::sessions::session_action,
-                super::sessions::set_session_policy,
-                super::sessions::session_samples,
-                super::idle::idle_info,
-                super::events::recent_events,
-                super::settings::get_settings,
-                super::settings::save_settings,
-                super::cache::cache_info,
-                super::cache::clear_cache,
-                super::consent::blocked_sites,
-                super::consent::unblock_site,
-                super::consent::remembered_sites,
-                super::consent::forget_site,
+                super::daemon_status,
+                super::list_sessions,
+                super::session_action,
+                super::set_session_policy,
+                super::session_samples,
+                super::idle_info,
+                super::recent_events,
+                super::get_settings,
+                super::save_settings,
+                super::cache_info,
+                super::clear_cache,
+                super::blocked_sites,
+                super::unblock_site,
+                super::remembered_sites,
+                super::forget_site,
             ])
             .manage(shell)
             .manage(PanelState {
@@ -218,8 +218,22 @@ fn settings_are_validated_saved_and_applied() {
     assert_eq!(saved["restartNeeded"], json!(["hypervisor"]));
     assert_eq!(saved["settings"]["idleThresholdSecs"], 120);
     // Applied live: the idle threshold and the default policy of new sessions.
-    let threshold = p.daemon.registry().idle_status().unwrap().threshold;
-    assert_eq!(threshold.as_secs(), 120);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while p
+        .daemon
+        .registry()
+        .idle_status()
+        .unwrap()
+        .threshold
+        .as_secs()
+        != 120
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "threshold not applied"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     assert!(p.daemon.default_idle_policy().controlled);
     // Stored: a new store on the same data dir reads them back.
     let reread = SettingsStore::open(&p.data).get();

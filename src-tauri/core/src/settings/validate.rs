@@ -88,9 +88,14 @@ fn check_keystore(path: &std::path::Path) -> Result<(), SettingsError> {
     if !path.is_file() {
         return Err(bad("no such file".into()));
     }
-    crate::trust::keystore::load_local_file(path)
-        .map(|_| ())
-        .map_err(|e| bad(e.detail().to_string()))
+    let keystore =
+        crate::trust::keystore::load_local_file(path).map_err(|e| bad(e.detail().to_string()))?;
+    if keystore.entries.is_empty() {
+        return Err(bad(
+            "it holds no domain key (expected lines like example.org=<base64 key>)".into(),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -179,7 +184,9 @@ mod tests {
         let good = dir.path().join("good.lst");
         std::fs::write(&good, format!("example.org={ED_KEY}\n")).unwrap();
         let bad = dir.path().join("bad.lst");
-        std::fs::write(&bad, "this is not a keystore\n").unwrap();
+        std::fs::write(&bad, "example.org=not-a-key\n").unwrap();
+        let empty = dir.path().join("empty.lst");
+        std::fs::write(&empty, "just some text\n").unwrap();
         let s = validate(Settings {
             local_keystores: vec![good.clone(), good.clone()],
             ..Settings::default()
@@ -188,6 +195,7 @@ mod tests {
         assert_eq!(s.local_keystores, vec![good.clone()]);
         for (path, says) in [
             (bad, "keystore"),
+            (empty, "no domain key"),
             (dir.path().join("missing.lst"), "no such file"),
             (PathBuf::from("relative.lst"), "full path"),
         ] {

@@ -28,6 +28,7 @@ test_pkgs=(xvfb xauth dbus-daemon dbus-x11 dunst libnotify-bin openbox wmctrl xd
            chromium chromium-driver busybox-static cpio gzip kmod python3 iproute2 procps
            isolinux syslinux-common xorriso binutils curl mount)
 test_pkgs+=(genisoimage) # isoinfo: reads back the VirtualBox backend's context ISO in its tests
+test_pkgs+=(tesseract-ocr tesseract-ocr-eng) # OCR: tests/gui/panel.sh reads the control panel from screenshots
 
 pkgs=("${build_pkgs[@]}" "${run_pkgs[@]}")
 [ "$what" = test ] && pkgs+=("${test_pkgs[@]}")

@@ -62,6 +62,10 @@ step "gui e2e make run" timeout 900 tests/gui/run.sh tests/gui/run-contract.sh
 # a restart brings the same VM back.
 step "gui e2e tray-vm" timeout 1200 tests/gui/run.sh tests/gui/tray-vm.sh \
   "$CARGO_TARGET_DIR/debug/cernvm-webapi" "$CARGO_TARGET_DIR/debug/cvmwebapi"
+# The control panel: a real session (demo site + QEMU), the panel opened from the tray, read by OCR;
+# a setting saved in the panel survives a restart. (SCREENSHOT_DIR=docs/img refreshes the user guide's pictures.)
+step "gui e2e panel" timeout 900 tests/gui/run.sh tests/gui/panel.sh \
+  "$CARGO_TARGET_DIR/debug/cernvm-webapi" "$CARGO_TARGET_DIR/debug/cvmwebapi"
 
 # The consent e2e needs the tray app with the test-only `e2e-hooks` feature. Cargo puts that build at the
 # same path as the normal one, so it runs after the tray e2e and is copied aside; the next plain build

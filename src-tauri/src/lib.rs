@@ -59,6 +59,23 @@ pub fn main() -> ExitCode {
         }))
         .invoke_handler(tauri::generate_handler![
             commands::daemon_status,
+            commands::list_sessions,
+            commands::session_action,
+            commands::set_session_policy,
+            commands::session_samples,
+            commands::idle_info,
+            commands::recent_events,
+            commands::get_settings,
+            commands::save_settings,
+            commands::cache_info,
+            commands::clear_cache,
+            commands::blocked_sites,
+            commands::unblock_site,
+            commands::remembered_sites,
+            commands::forget_site,
+            commands::get_start_at_login,
+            commands::set_start_at_login,
+            commands::open_logs_folder,
             consent_dialog::consent_answer
         ])
         .setup(move |app| {
@@ -92,11 +109,24 @@ pub fn main() -> ExitCode {
             .map_err(|e| fail(EXIT_USAGE, e.to_string()))?;
             let mut shell = start_daemon(&config, real.services, consent.clone(), Some(log_guard))
                 .map_err(|(code, msg)| fail(code, msg))?;
-            // Idle control: raises or lowers the caps of sessions that opted in.
-            let idle = tauri::async_runtime::block_on(webapi_core::idle::spawn_for(
+            // Idle control: raises or lowers the caps of sessions that opted in. The settings (threshold,
+            // default policy) apply from here; command-line flags win over them.
+            let idle = tauri::async_runtime::block_on(webapi_core::settings::start_idle(
                 &shell.daemon,
-                args.serve.idle_threshold(),
+                &real.startup,
             ));
+            // The control panel's CPU chart samples every session from now on.
+            let state = shell.daemon.clone();
+            let monitor = tauri::async_runtime::block_on(async move {
+                webapi_core::monitor::ResourceMonitor::spawn(state)
+            });
+            app.manage(commands::PanelState {
+                settings: real.settings.clone(),
+                startup: real.startup.clone(),
+                verifier: Some(real.verifier.clone()),
+                images: Some(real.images.clone()),
+                monitor,
+            });
             app.manage(idle.clone()); // the tray's status line and "Snooze" read it from here
             shell.idle = Some(idle);
             #[cfg(feature = "e2e-hooks")]

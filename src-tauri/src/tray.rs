@@ -9,7 +9,7 @@ mod icons;
 mod model;
 mod notify;
 mod quit;
-mod sessions;
+pub(crate) mod sessions;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use tauri::menu::{CheckMenuItem, IsMenuItem, Menu, MenuItem, PredefinedMenuItem, Submenu};
 use tauri::tray::{TrayIcon, TrayIconBuilder};
-use tauri::{AppHandle, Emitter, Manager, Wry};
+use tauri::{AppHandle, Manager, Wry};
 use tauri_plugin_autostart::ManagerExt;
 use tokio::sync::broadcast;
 use webapi_core::events::DaemonEvent;
@@ -210,7 +210,7 @@ fn refresh(app: &AppHandle, state: &TrayState, m: model::MenuModel, attention: b
 }
 
 /// Makes the watcher rebuild the menu at its next look (after an action whose effect it should show).
-fn invalidate(app: &AppHandle) {
+pub(crate) fn invalidate(app: &AppHandle) {
     if let Some(state) = app.try_state::<TrayState>() {
         *state.shown.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
@@ -377,10 +377,7 @@ fn session_action(app: &AppHandle, action: model::SessionAction, name: String) {
         A::Resume => Control::Resume,
         A::Stop => Control::Stop,
         A::ShowInPanel => {
-            panel::open(app);
-            if let Err(e) = app.emit_to(panel::LABEL, SHOW_SESSION_EVENT, &name) {
-                tracing::warn!("cannot tell the panel which session to show: {e}");
-            }
+            panel::show_session(app, &name);
             return;
         }
         A::OpenWebsite => {
@@ -434,7 +431,7 @@ fn toggle_snooze(app: &AppHandle) {
     invalidate(app);
 }
 
-fn open_logs(app: &AppHandle) {
+pub(crate) fn open_logs(app: &AppHandle) {
     let logs = app.state::<ShellState>().daemon.data_dir().logs();
     if let Err(e) = std::fs::create_dir_all(&logs) {
         tracing::warn!("cannot create the logs folder {}: {e}", logs.display());

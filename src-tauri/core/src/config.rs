@@ -24,10 +24,10 @@ pub struct ServeArgs {
     pub allow_remote: bool,
 
     /// Seconds without keyboard or mouse input after which the computer counts as idle, for sessions
-    /// under idle control (1 to 86400).
-    #[arg(long, value_name = "SECONDS", default_value_t = 60,
+    /// under idle control (1 to 86400). Default: the control panel's setting, else 60.
+    #[arg(long, value_name = "SECONDS",
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
-    pub idle_threshold: u64,
+    pub idle_threshold: Option<u64>,
 
     /// Pre-approve new VM sessions from this exact website origin (scheme://host[:port]); repeatable.
     /// The headless daemon can ask nobody, so it refuses new sessions from every other origin.
@@ -55,14 +55,23 @@ pub struct ServeArgs {
     pub image_mirror: Option<String>,
 
     /// Which hypervisor runs the VMs: `auto` prefers VirtualBox when installed and working, then QEMU.
-    #[arg(long, value_enum, value_name = "BACKEND", default_value_t = crate::hypervisor::HypervisorChoice::Auto)]
-    pub hypervisor: crate::hypervisor::HypervisorChoice,
+    /// Default: the control panel's setting, else `auto`.
+    #[arg(long, value_enum, value_name = "BACKEND")]
+    pub hypervisor: Option<crate::hypervisor::HypervisorChoice>,
 }
 
 impl ServeArgs {
-    /// The idle threshold (`--idle-threshold`, already range-checked by the parser).
+    /// The idle threshold given with `--idle-threshold` (already range-checked by the parser), if any.
+    pub fn idle_threshold_flag(&self) -> Option<std::time::Duration> {
+        self.idle_threshold
+            .map(|secs| std::time::Duration::from_secs(secs.clamp(1, 86_400)))
+    }
+
+    /// The idle threshold: `--idle-threshold`, else the built-in default (the settings come in between,
+    /// see `settings::Startup`).
     pub fn idle_threshold(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(self.idle_threshold.clamp(1, 86_400))
+        self.idle_threshold_flag()
+            .unwrap_or(crate::idle::DEFAULT_THRESHOLD)
     }
 }
 
@@ -143,14 +152,14 @@ mod tests {
             listen: listen.into(),
             data_dir: Some("/nonexistent".into()),
             allow_remote,
-            idle_threshold: 60,
+            idle_threshold: None,
             allow_origin: Vec::new(),
             keystore: Vec::new(),
             keystore_url: None,
             keystore_root: Vec::new(),
             ca_cert: Vec::new(),
             image_mirror: None,
-            hypervisor: Default::default(),
+            hypervisor: None,
         }
     }
 

@@ -12,9 +12,11 @@ pub mod hypervisor;
 pub mod idle;
 pub mod logging;
 pub mod media;
+pub mod monitor;
 pub mod protocol;
 pub mod server;
 pub mod session;
+pub mod settings;
 pub mod store;
 pub mod trust;
 

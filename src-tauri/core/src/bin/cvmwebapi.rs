@@ -158,7 +158,8 @@ fn serve(args: ServeArgs) -> ExitCode {
             }
         };
         // Idle control: raises or lowers the caps of sessions that opted in, as the user comes and goes.
-        let _idle = webapi_core::idle::spawn_for(&daemon.state(), args.idle_threshold()).await;
+        // Settings (idle threshold, default idle policy) apply from here; flags win over them.
+        let _idle = webapi_core::settings::start_idle(&daemon.state(), &real.startup).await;
         match daemon.run(shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -6,6 +6,7 @@
 
 pub mod adapters;
 mod connection;
+pub mod panel;
 pub mod ports;
 mod registry;
 mod request_session;
@@ -136,6 +137,8 @@ pub struct DaemonState {
     token: String,
     connections: AtomicUsize,
     next_connection: AtomicU64,
+    /// The idle policy of new sessions whose VMCP sets none of the `daemon*` keys (user setting).
+    default_idle_policy: std::sync::Mutex<crate::idle::IdlePolicy>,
 }
 
 impl std::fmt::Debug for DaemonState {
@@ -170,6 +173,20 @@ impl DaemonState {
     /// The daemon-wide event feed.
     pub fn events(&self) -> &crate::events::EventFeed {
         &self.services.events
+    }
+    /// The idle policy given to new sessions whose VMCP sets no `daemon*` key (not controlled by default).
+    pub fn default_idle_policy(&self) -> crate::idle::IdlePolicy {
+        *self
+            .default_idle_policy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+    /// Changes the default idle policy of new sessions (settings); existing sessions keep theirs.
+    pub fn set_default_idle_policy(&self, policy: crate::idle::IdlePolicy) {
+        *self
+            .default_idle_policy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = policy;
     }
     /// The local token non-browser clients must present (also in `<data dir>/api-token`).
     pub fn token(&self) -> &str {
@@ -271,6 +288,7 @@ impl DaemonBuilder {
             token,
             connections: AtomicUsize::new(0),
             next_connection: AtomicU64::new(0),
+            default_idle_policy: Default::default(),
         });
         recover_sessions(&state);
         Ok(Daemon { listener, state })

@@ -87,7 +87,7 @@ pub(super) async fn run(ctx: Arc<ConnCtx>, id: String, url: String) {
     }
     let name = flat["name"].clone();
     let secret = flat["secret"].clone();
-    let params = match SessionParams::from_vmcp(&flat) {
+    let mut params = match SessionParams::from_vmcp(&flat) {
         Ok(p) => p,
         Err(e) => {
             req.fail(
@@ -97,6 +97,10 @@ pub(super) async fn run(ctx: Arc<ConnCtx>, id: String, url: String) {
             return;
         }
     };
+    if !flat.keys().any(|k| SessionParams::is_idle_key(k)) {
+        // The page says nothing about idle control: the user's default policy applies.
+        params.set_idle_policy(state.default_idle_policy());
+    }
 
     req.progress("Validating request", 0.375);
     let registry = state.registry();
@@ -154,6 +158,7 @@ pub(super) async fn run(ctx: Arc<ConnCtx>, id: String, url: String) {
                 state: SessionState::Missing,
                 vm: None,
                 held_by_hand: false,
+                user_policy: None,
             };
             // Another request may have created it while the dialog was open.
             if let Some(existing) = registry.by_name(&name) {

@@ -11,6 +11,7 @@ use crate::consent::ConsentBroker;
 use crate::events::EventFeed;
 use crate::hypervisor::{self, HypervisorInfo};
 use crate::media::ImageCache;
+use crate::settings::{SettingsStore, Startup};
 use crate::store::DataDir;
 use crate::trust::{TrustConfig, Verifier};
 
@@ -21,6 +22,10 @@ pub struct RealServices {
     pub images: Arc<CachedImages>,
     /// The hypervisor in use, or why none is: the daemon still serves (and says so to pages) without one.
     pub hypervisor: Result<HypervisorInfo, String>,
+    /// The user's settings (control panel).
+    pub settings: Arc<SettingsStore>,
+    /// Flags and settings combined: pass to `settings::start_idle` once the daemon is bound.
+    pub startup: Startup,
 }
 
 /// Why the services could not be built (bad options or an unusable data dir: the daemon must not start).
@@ -46,6 +51,8 @@ pub async fn build(
 ) -> Result<RealServices, WiringError> {
     let data_dir =
         DataDir::open(&config.data_dir).map_err(|e| WiringError::Images(format!("{e:#}")))?;
+    let settings = Arc::new(SettingsStore::open(&data_dir));
+    let startup = Startup::resolve(args, &settings.get());
     let trust_config =
         TrustConfig::from_serve_args(args).map_err(|e| WiringError::Trust(e.to_string()))?;
     trust_config
@@ -60,7 +67,7 @@ pub async fn build(
         .with_events(events.clone());
     let images = Arc::new(CachedImages::new(cache));
 
-    let (backend, hypervisor) = match hypervisor::choose(args.hypervisor).await {
+    let (backend, hypervisor) = match hypervisor::choose(startup.hypervisor).await {
         Ok(hv) => {
             let info = hv.info().clone();
             tracing::info!(name = %info.name, version = %info.version, accelerator = %info.accelerator,
@@ -86,5 +93,7 @@ pub async fn build(
         verifier,
         images,
         hypervisor,
+        settings,
+        startup,
     })
 }

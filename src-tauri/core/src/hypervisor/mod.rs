@@ -180,5 +180,9 @@ pub trait Vm: Send + Sync {
     fn api_endpoint(&self) -> Option<SocketAddr>;
     /// Events the VM raises by itself. Each call returns a new receiver.
     fn events(&self) -> broadcast::Receiver<VmEvent>;
+    /// The host process running the VM, when there is one (for the control panel's CPU chart).
+    fn pid(&self) -> Option<u32> {
+        None
+    }
 }
 pub mod virtualbox;

@@ -21,6 +21,7 @@ pub const PARAM_FLAGS: &str = "daemonFlags";
 
 /// A validated idle policy of one session. Build it with [`IdlePolicy::validate`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
 pub struct IdlePolicy {
     /// `daemonControlled = 1`: the idle controller may act on this session.
     pub controlled: bool,

@@ -48,7 +48,7 @@ impl IdleTarget for SessionsTarget {
         snapshots
             .into_iter()
             .flatten()
-            .filter(|(_, s)| s.params.daemon_controlled)
+            .filter(|(_, s)| s.effective_policy().controlled)
             .map(|(name, s)| controlled_session(name, &s))
             .collect()
     }
@@ -94,7 +94,7 @@ pub fn controlled_session(name: String, s: &SessionSnapshot) -> ControlledSessio
     };
     ControlledSession {
         id: name,
-        policy: s.params.idle_policy(),
+        policy: s.effective_policy(),
         view: SessionView {
             state,
             cap: s.applied_cap,

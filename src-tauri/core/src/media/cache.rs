@@ -100,6 +100,9 @@ pub struct CachedImage {
     pub last_used_ms: u64,
     /// True while a session holds a lease on it.
     pub in_use: bool,
+    /// The image file (not sent to web views: local paths stay in the app).
+    #[serde(skip)]
+    pub path: PathBuf,
 }
 
 /// One download in progress (for the tray and the control panel).
@@ -265,6 +268,7 @@ impl ImageCache {
                     size: e.size,
                     last_used_ms: e.last_used_ms,
                     in_use: st.pins.get(key).is_some_and(|n| *n > 0),
+                    path: shared.dir.join(&e.file),
                 })
                 .collect(),
             downloads: st
@@ -286,15 +290,21 @@ impl ImageCache {
 
     /// Removes every image no session uses and every partial download not in progress.
     pub fn clear(&self) -> Result<ClearReport, MediaError> {
+        self.clear_keeping(|_| false)
+    }
+
+    /// [`ImageCache::clear`], also keeping the images whose file `keep` names (e.g. those the VMs of
+    /// recovered sessions were created from, which hold no lease).
+    pub fn clear_keeping(&self, keep: impl Fn(&Path) -> bool) -> Result<ClearReport, MediaError> {
         let shared = &self.inner.shared;
         let mut st = shared.lock();
         let pinned = pinned_keys(&st);
         let victims: Vec<String> = st
             .index
             .entries
-            .keys()
-            .filter(|k| !pinned.contains(*k))
-            .cloned()
+            .iter()
+            .filter(|(k, e)| !pinned.contains(*k) && !keep(&shared.dir.join(&e.file)))
+            .map(|(k, _)| k.clone())
             .collect();
         let mut freed = shared.remove_entries(&mut st, &victims)?;
         for (name, size) in list_dir(&shared.dir) {

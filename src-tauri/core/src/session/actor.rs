@@ -19,10 +19,10 @@ use super::params::{api_url, SETTABLE};
 use super::record::{SessionRecord, VmRecord};
 use super::route::{plan, retry_delay, Step, Target};
 use super::secret::SecretHash;
-use crate::events::{EventFeed, EventKind};
 use super::view::{ViewPublisher, ViewReader};
+use crate::events::{EventFeed, EventKind};
 use crate::hypervisor::{BootMedium, HvError, Hypervisor, Vm, VmEvent, VmSpec, VmState};
-use crate::idle::IdleAction;
+use crate::idle::{IdleAction, IdlePolicy};
 use crate::protocol::{ErrorCode, Outgoing, SessionState, HVF_DEPLOYMENT_HDD, HVF_SYSTEM_64BIT};
 use crate::store::DataDir;
 
@@ -136,6 +136,12 @@ pub enum Command {
         action: IdleAction,
         answer: tokio::sync::oneshot::Sender<Result<(), String>>,
     },
+    /// The user's own idle policy for this session (control panel), or `None` to clear it. While set it
+    /// wins over the page's `daemon*` values; it is persisted with the session. Refused when invalid.
+    SetUserPolicy {
+        policy: Option<IdlePolicy>,
+        answer: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
 }
 
 /// What a session looks like right now.
@@ -153,6 +159,24 @@ pub struct SessionSnapshot {
     pub held_by_hand: bool,
     /// The CPU cap last applied to the running VM (`None` when not running or not applied since boot).
     pub applied_cap: Option<u8>,
+    /// The user's idle policy override (control panel), if any; see [`SessionSnapshot::effective_policy`].
+    pub user_policy: Option<IdlePolicy>,
+    /// The process id of the running VM, when the backend has one (QEMU).
+    pub pid: Option<u32>,
+    /// The guest API URL (`apiURL`) once the API port answers.
+    pub api_url: Option<String>,
+    /// What the VM boots: the `diskURL`, or `cernvm <version> <flavor>`.
+    pub image: String,
+    /// The local image file the VM was created from, once it exists.
+    pub image_path: Option<PathBuf>,
+}
+
+impl SessionSnapshot {
+    /// The idle policy the idle controller applies: the user's override if set, else the page's.
+    pub fn effective_policy(&self) -> IdlePolicy {
+        self.user_policy
+            .unwrap_or_else(|| self.params.idle_policy())
+    }
 }
 
 /// The address of a session actor. Cheap to clone.
@@ -247,6 +271,7 @@ fn spawn(record: SessionRecord, ctx: SessionContext, recover: bool) -> SessionHa
             applied_cap: None,
             ever_subscribed: false,
             view,
+            pid: None,
         },
         ctx,
     };
@@ -291,6 +316,8 @@ struct Core {
     closed_published: bool,
     /// What `get` reads; published before any reply or event that follows a change.
     view: ViewPublisher,
+    /// The VM's process id as of the last step (for the resource monitor).
+    pid: Option<u32>,
 }
 
 /// A step that failed for good.
@@ -637,6 +664,7 @@ impl Actor {
         if !running {
             self.core.applied_cap = None;
         }
+        self.core.pid = self.vm.as_ref().and_then(|vm| vm.pid());
         let idle_cap = self.core.active_idle_cap();
         let idle_stale = idle_cap.is_some() && self.core.applied_cap != idle_cap;
         if !std::mem::take(&mut self.core.cap_dirty) && !idle_stale {
@@ -812,9 +840,8 @@ fn hv_error(step: Step, e: HvError) -> StepError {
 impl Core {
     /// The idle controller's cap, while the session is still controlled in the cap mode.
     fn active_idle_cap(&self) -> Option<u8> {
-        let p = &self.record.params;
-        self.idle_cap
-            .filter(|_| p.daemon_controlled && p.daemon_min_cap > 0)
+        let p = self.effective_policy();
+        self.idle_cap.filter(|_| p.controlled && p.min_cap > 0)
     }
 
     /// Serves an action of the idle controller (see [`Command::Idle`]).
@@ -823,7 +850,7 @@ impl Core {
         if busy {
             return Err("the session is busy with another action".into());
         }
-        if !self.record.params.daemon_controlled {
+        if !self.effective_policy().controlled {
             return Err("the session is not under idle control".into());
         }
         let by_hand = self.record.held_by_hand;
@@ -860,6 +887,39 @@ impl Core {
         };
         tracing::info!(session = %self.record.params.name, ?action, "idle control");
         Ok(Some(target))
+    }
+
+    /// The user's override if set, else the page's `daemon*` values.
+    fn effective_policy(&self) -> IdlePolicy {
+        self.record
+            .user_policy
+            .unwrap_or_else(|| self.record.params.idle_policy())
+    }
+
+    /// Serves [`Command::SetUserPolicy`].
+    fn set_user_policy(&mut self, policy: Option<IdlePolicy>) -> Result<(), String> {
+        if let Some(p) = policy {
+            IdlePolicy::validate(
+                i64::from(p.controlled),
+                i64::from(p.min_cap),
+                i64::from(p.max_cap),
+                i64::from(p.flags),
+            )
+            .map_err(|e| e.to_string())?;
+        }
+        if self.record.user_policy == policy {
+            return Ok(());
+        }
+        let before = self.effective_policy();
+        self.record.user_policy = policy;
+        if self.effective_policy() != before {
+            // A new idle policy: the controller asks for its cap again; the page's cap applies meanwhile.
+            self.idle_cap = None;
+            self.cap_dirty = true;
+        }
+        tracing::info!(session = %self.record.params.name, ?policy, "idle policy override set by the user");
+        self.persist();
+        Ok(())
     }
 
     fn should_retire(&self) -> bool {
@@ -1087,7 +1147,7 @@ impl Core {
                         if key == "executionCap" {
                             self.cap_dirty = true;
                         }
-                        if key.starts_with("daemon") {
+                        if key.starts_with("daemon") && self.record.user_policy.is_none() {
                             // A new idle policy: the controller asks for its cap again.
                             self.idle_cap = None;
                             self.cap_dirty = true;
@@ -1134,7 +1194,18 @@ impl Core {
                     busy: effective.is_some(),
                     held_by_hand: self.record.held_by_hand,
                     applied_cap: self.applied_cap,
+                    user_policy: self.record.user_policy,
+                    pid: self.pid,
+                    api_url: self.api_up.then(|| self.api_event_url()),
+                    image: image_label(&self.record.params),
+                    image_path: self.record.vm.as_ref().map(|v| match &v.spec.medium {
+                        BootMedium::Iso(p) | BootMedium::Disk(p) => p.clone(),
+                    }),
                 });
+                None
+            }
+            Command::SetUserPolicy { policy, answer } => {
+                let _ = answer.send(self.set_user_policy(policy));
                 None
             }
             Command::Idle { action, answer } => {
@@ -1224,5 +1295,14 @@ impl Core {
         );
         self.state_variables_to(reply);
         Some(target)
+    }
+}
+
+/// What a session boots, in words: its `diskURL`, or the µCernVM release it asks for.
+fn image_label(p: &super::params::SessionParams) -> String {
+    if p.disk_url.is_empty() {
+        format!("cernvm {} {}", p.cernvm_version, p.cernvm_flavor)
+    } else {
+        p.disk_url.clone()
     }
 }

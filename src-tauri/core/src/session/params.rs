@@ -209,7 +209,16 @@ impl SessionParams {
         }
     }
 
-    fn set_idle_policy(&mut self, p: IdlePolicy) {
+    /// Whether `key` is one of the four idle-control keys (`daemonControlled`, ...).
+    pub fn is_idle_key(key: &str) -> bool {
+        matches!(
+            key,
+            idle::PARAM_CONTROLLED | idle::PARAM_MIN_CAP | idle::PARAM_MAX_CAP | idle::PARAM_FLAGS
+        )
+    }
+
+    /// Replaces the idle policy (already validated).
+    pub fn set_idle_policy(&mut self, p: IdlePolicy) {
         self.daemon_controlled = p.controlled;
         self.daemon_min_cap = p.min_cap;
         self.daemon_max_cap = p.max_cap;

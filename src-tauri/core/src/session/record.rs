@@ -39,6 +39,9 @@ pub struct SessionRecord {
     /// The user or the page paused, saved or stopped the VM by hand (idle control leaves it so).
     #[serde(default)]
     pub held_by_hand: bool,
+    /// The user's idle policy for this session (control panel); wins over `params`' `daemon*` values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_policy: Option<crate::idle::IdlePolicy>,
 }
 
 impl SessionRecord {
@@ -135,6 +138,7 @@ mod tests {
             state: SessionState::PowerOff,
             vm: None,
             held_by_hand: false,
+            user_policy: crate::idle::IdlePolicy::validate(1, 10, 90, 0).ok(),
         };
         r.save(dir.path()).unwrap();
         let text = std::fs::read_to_string(SessionRecord::path(dir.path(), "vm")).unwrap();

@@ -449,6 +449,10 @@ impl QemuVm {
 
 #[async_trait]
 impl Vm for QemuVm {
+    fn pid(&self) -> Option<u32> {
+        QemuVm::pid(self)
+    }
+
     fn handle(&self) -> VmHandle {
         let p = self.proc.as_ref();
         VmHandle {

@@ -1,0 +1,296 @@
+//! The panel's commands through Tauri's IPC (mock runtime: no display), against a real daemon on a
+//! temporary data dir, with the real settings store, image cache, consent broker and resource monitor.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use tauri::ipc::{CallbackFn, InvokeBody};
+use tauri::test::{
+    get_ipc_response, mock_builder, mock_context, noop_assets, MockRuntime, INVOKE_KEY,
+};
+use tauri::webview::InvokeRequest;
+use tauri::WebviewWindow;
+use webapi_core::daemon::adapters::CachedImages;
+use webapi_core::media::{CacheOptions, ImageCache};
+use webapi_core::settings::{SettingsStore, Startup};
+use webapi_core::store::DataDir;
+
+use super::PanelState;
+
+/// A real daemon and the panel window of a mock app over it.
+struct Panel {
+    _dir: tempfile::TempDir,
+    data: DataDir,
+    daemon: Arc<webapi_core::daemon::DaemonState>,
+    webview: WebviewWindow<MockRuntime>,
+    _app: tauri::App<MockRuntime>,
+}
+
+impl Panel {
+    /// `before` runs on the data dir before the daemon starts (e.g. to write a consent file).
+    fn start(before: impl FnOnce(&DataDir)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::open(dir.path()).unwrap();
+        before(&data);
+        let config = webapi_core::config::DaemonConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: dir.path().to_path_buf(),
+            allow_origins: Vec::new(),
+            image_mirror: None,
+        };
+        let consent = Arc::new(webapi_core::consent::ConsentBroker::headless(
+            dir.path(),
+            &[],
+        ));
+        let shell =
+            crate::start_daemon(&config, Default::default(), consent, None).expect("daemon starts");
+        let daemon = shell.daemon.clone();
+        let settings = Arc::new(SettingsStore::open(&data));
+        let startup = Startup::resolve(&test_args(), &settings.get());
+        let images = ImageCache::open(&data, CacheOptions::default()).expect("cache opens");
+        let monitor_state = daemon.clone();
+        let (monitor, idle) = tauri::async_runtime::block_on(async {
+            let idle = webapi_core::settings::start_idle(&monitor_state, &startup).await;
+            (
+                webapi_core::monitor::ResourceMonitor::spawn(monitor_state),
+                idle,
+            )
+        });
+        drop(idle);
+        let app = mock_builder()
+            .invoke_handler(tauri::generate_handler![
+                super::daemon_status,
+                super::list_sessions,
+                super::session_action,
+                super::set_session_policy,
+                super::session_samples,
+                super::idle_info,
+                super::recent_events,
+                super::get_settings,
+                super::save_settings,
+                super::cache_info,
+                super::clear_cache,
+                super::blocked_sites,
+                super::unblock_site,
+                super::remembered_sites,
+                super::forget_site,
+            ])
+            .manage(shell)
+            .manage(PanelState {
+                settings,
+                startup,
+                verifier: None,
+                images: Some(Arc::new(CachedImages::new(images))),
+                monitor,
+            })
+            .build(mock_context(noop_assets()))
+            .unwrap();
+        let webview = tauri::WebviewWindowBuilder::new(&app, "panel", Default::default())
+            .build()
+            .unwrap();
+        Panel {
+            _dir: dir,
+            data,
+            daemon,
+            webview,
+            _app: app,
+        }
+    }
+
+    fn call(&self, cmd: &str, args: Value) -> Result<Value, Value> {
+        get_ipc_response(
+            &self.webview,
+            InvokeRequest {
+                cmd: cmd.into(),
+                callback: CallbackFn(0),
+                error: CallbackFn(1),
+                url: "tauri://localhost".parse().unwrap(),
+                body: InvokeBody::Json(args),
+                headers: Default::default(),
+                invoke_key: INVOKE_KEY.to_string(),
+            },
+        )
+        .map(|r| r.deserialize::<Value>().unwrap())
+    }
+
+    fn ok(&self, cmd: &str, args: Value) -> Value {
+        self.call(cmd, args)
+            .unwrap_or_else(|e| panic!("{cmd} failed: {e}"))
+    }
+
+    fn err(&self, cmd: &str, args: Value) -> String {
+        match self.call(cmd, args) {
+            Ok(v) => panic!("{cmd} succeeded with {v}"),
+            Err(Value::String(s)) => s,
+            Err(other) => panic!("{cmd}: the error is not a string: {other}"),
+        }
+    }
+}
+
+fn test_args() -> webapi_core::config::ServeArgs {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: webapi_core::config::ServeArgs,
+    }
+    Cli::try_parse_from(["x"]).unwrap().serve
+}
+
+/// The panel's commands answer from the real daemon's state (mock runtime: no display).
+#[test]
+fn status_sessions_samples_idle_and_events() {
+    let p = Panel::start(|_| {});
+    let status = p.ok("daemon_status", json!({}));
+    assert_eq!(status["listen"], p.daemon.local_addr().to_string());
+    assert_eq!(status["protocol"], webapi_core::PROTOCOL_VERSION);
+    assert_eq!(status["data_dir"], p.data.root().display().to_string());
+
+    assert_eq!(p.ok("list_sessions", json!({})), json!([]));
+    assert_eq!(p.ok("session_samples", json!({})), json!({}));
+    let err = p.err(
+        "session_action",
+        json!({"name": "nobody", "action": "pause"}),
+    );
+    assert!(err.contains("nobody"), "{err}");
+    let err = p.err(
+        "session_action",
+        json!({"name": "nobody", "action": "explode"}),
+    );
+    assert!(err.contains("unknown action"), "{err}");
+    let err = p.err(
+        "set_session_policy",
+        json!({"name": "nobody", "policy": {"controlled": true, "minCap": 10, "maxCap": 90, "flags": 0}}),
+    );
+    assert!(err.contains("nobody"), "{err}");
+    assert!(p
+        .call(
+            "set_session_policy",
+            json!({"name": "x", "policy": {"controlled": 1}})
+        )
+        .is_err());
+
+    let idle = p.ok("idle_info", json!({}));
+    assert!(
+        idle["source"].is_string() && idle["source"] != "none",
+        "{idle}"
+    );
+    assert_eq!(idle["idle"], false);
+    assert!(idle["summary"]
+        .as_str()
+        .unwrap()
+        .contains("no VM under idle control"));
+    assert!(idle.get("snoozedUntilMs").is_some());
+
+    let feed = p.daemon.events();
+    feed.publish(webapi_core::events::EventKind::SiteBlocked {
+        origin: "https://a.example".into(),
+    });
+    let second = feed.publish(webapi_core::events::EventKind::SiteUnblocked {
+        origin: "https://a.example".into(),
+    });
+    let all = p.ok("recent_events", json!({"afterSeq": 0}));
+    assert_eq!(all.as_array().unwrap().len(), 2);
+    assert_eq!(all[0]["kind"], "site-blocked");
+    let newer = p.ok("recent_events", json!({"afterSeq": second.seq - 1}));
+    assert_eq!(newer.as_array().unwrap().len(), 1);
+    assert_eq!(newer[0]["kind"], "site-unblocked");
+    assert_eq!(newer[0]["seq"], second.seq);
+}
+
+#[test]
+fn settings_are_validated_saved_and_applied() {
+    let p = Panel::start(|_| {});
+    let settings = p.ok("get_settings", json!({}));
+    assert_eq!(settings["idleThresholdSecs"], 60);
+    assert_eq!(settings["hypervisor"], "auto");
+    assert_eq!(settings["imageMirror"], Value::Null);
+    assert_eq!(
+        settings["defaultIdlePolicy"],
+        json!({"controlled": false, "minCap": 0, "maxCap": 0, "flags": 0})
+    );
+
+    let mut wanted = settings.clone();
+    wanted["idleThresholdSecs"] = json!(120);
+    wanted["hypervisor"] = json!("qemu");
+    wanted["defaultIdlePolicy"] = json!({"controlled": true, "minCap": 0, "maxCap": 0, "flags": 1});
+    let saved = p.ok("save_settings", json!({ "settings": wanted }));
+    assert_eq!(saved["restartNeeded"], json!(["hypervisor"]));
+    assert_eq!(saved["settings"]["idleThresholdSecs"], 120);
+    // Applied live: the idle threshold and the default policy of new sessions.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while p
+        .daemon
+        .registry()
+        .idle_status()
+        .unwrap()
+        .threshold
+        .as_secs()
+        != 120
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "threshold not applied"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(p.daemon.default_idle_policy().controlled);
+    // Stored: a new store on the same data dir reads them back.
+    let reread = SettingsStore::open(&p.data).get();
+    assert_eq!(reread.idle_threshold_secs, 120);
+
+    // Refused: a clear error, nothing changes.
+    let mut bad = saved["settings"].clone();
+    bad["imageMirror"] = json!("ftp://mirror.example");
+    bad["idleThresholdSecs"] = json!(30);
+    let err = p.err("save_settings", json!({ "settings": bad }));
+    assert!(err.contains("image mirror"), "{err}");
+    assert_eq!(p.ok("get_settings", json!({}))["idleThresholdSecs"], 120);
+    let mut unknown = saved["settings"].clone();
+    unknown["surprise"] = json!(1);
+    assert!(p
+        .call("save_settings", json!({ "settings": unknown }))
+        .is_err());
+}
+
+#[test]
+fn cache_and_consent_lists() {
+    let p = Panel::start(|data| {
+        std::fs::write(
+            data.root().join("consent.json"),
+            r#"{"version":1,"blocked":[{"origin":"https://bad.example","since":1700000000}],"allowed":[{"origin":"https://good.example","since":1700000001}]}"#,
+        )
+        .unwrap();
+    });
+    let cache = p.ok("cache_info", json!({}));
+    assert_eq!(cache["bytes"], 0);
+    assert_eq!(cache["images"], json!([]));
+    assert_eq!(
+        cache["limitBytes"],
+        json!(webapi_core::media::DEFAULT_CACHE_LIMIT)
+    );
+    assert_eq!(p.ok("clear_cache", json!({})), json!({"freedBytes": 0}));
+
+    assert_eq!(
+        p.ok("blocked_sites", json!({})),
+        json!([{"origin": "https://bad.example", "sinceMs": 1_700_000_000_000u64}])
+    );
+    assert_eq!(
+        p.ok("remembered_sites", json!({})),
+        json!([{"origin": "https://good.example", "allowed": true}])
+    );
+    p.ok("unblock_site", json!({"origin": "https://bad.example"}));
+    assert_eq!(p.ok("blocked_sites", json!({})), json!([]));
+    let err = p.err("unblock_site", json!({"origin": "https://bad.example"}));
+    assert!(err.contains("not blocked"), "{err}");
+    p.ok("forget_site", json!({"origin": "https://good.example"}));
+    assert_eq!(p.ok("remembered_sites", json!({})), json!([]));
+    let err = p.err("forget_site", json!({"origin": "https://good.example"}));
+    assert!(err.contains("no answer is remembered"), "{err}");
+    // Persisted: the file no longer lists them.
+    let text = std::fs::read_to_string(p.data.root().join("consent.json")).unwrap();
+    assert!(
+        !text.contains("bad.example") && !text.contains("good.example"),
+        "{text}"
+    );
+}

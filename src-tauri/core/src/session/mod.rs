@@ -16,7 +16,7 @@ pub use actor::{
     spawn_new, spawn_recovered, Command, Control, Reply, SessionContext, SessionHandle,
     SessionSnapshot, Subscriber,
 };
-pub use image_port::{ImageFailure, ImageRequest, ImageSource, LocalImage, ProgressFn};
+pub use image_port::{ImageFailure, ImageHold, ImageRequest, ImageSource, LocalImage, ProgressFn};
 pub use macros::expand_user_data;
 pub use outbox::Outbox;
 pub use params::{api_url, validate_name, ParamError, SessionParams, SETTABLE};

@@ -5,6 +5,7 @@
 mod support;
 
 #[path = "media/server.rs"]
+#[allow(dead_code)] // this test needs only part of the media tests' server
 mod server;
 
 use std::path::Path;

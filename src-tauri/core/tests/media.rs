@@ -834,8 +834,16 @@ async fn bench_one_gib_download_against_curl() {
         ..Behaviour::default()
     });
     let url = server.url("/big.img");
-    let root = tempfile::tempdir().unwrap();
+    // MEDIA_BENCH_DIR puts the data dir elsewhere, e.g. on a tmpfs to leave the disk out.
+    let parent = std::env::var_os("MEDIA_BENCH_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let root = tempfile::tempdir_in(&parent).unwrap();
     let cache = open(root.path(), options());
+    println!("data dir under {}", parent.display());
+    let client = reqwest::Client::builder().no_gzip().build().unwrap();
+    let mut best_receive = f64::MAX;
+    let mut receive_cpu = f64::MAX;
     let gib = size as f64 / (1u64 << 30) as f64;
     let mut best_curl = f64::MAX;
     let mut best_ours = f64::MAX;
@@ -879,6 +887,24 @@ async fn bench_one_gib_download_against_curl() {
         .unwrap();
         best_curl_file = best_curl_file.min(t.elapsed().as_secs_f64());
         std::fs::remove_file(&target).unwrap();
+
+        // What reqwest alone costs: receive the body and drop every chunk (no hash, no file).
+        let (r0, _) = cpu_seconds();
+        let t = std::time::Instant::now();
+        let mut response = client.get(&url).send().await.unwrap();
+        let (mut received, mut chunks) = (0usize, 0usize);
+        while let Some(chunk) = response.chunk().await.unwrap() {
+            received += chunk.len();
+            chunks += 1;
+        }
+        assert_eq!(received, size);
+        eprintln!(
+            "reqwest chunks: {chunks}, {} KiB on average",
+            size / chunks.max(1) / 1024
+        );
+        best_receive = best_receive.min(t.elapsed().as_secs_f64());
+        let (r1, _) = cpu_seconds();
+        receive_cpu = receive_cpu.min(r1 - r0);
         let (self1, child_before_ours) = cpu_seconds();
 
         let t = std::time::Instant::now();
@@ -894,9 +920,12 @@ async fn bench_one_gib_download_against_curl() {
         drop(lease);
         cache.clear().unwrap();
         eprintln!(
-            "round {round}: curl {:.0} MiB/s, ours {:.0} MiB/s",
+            "round {round}: curl {:.0} MiB/s, ours {:.0} MiB/s, load {}",
             size as f64 / curl_secs / 1048576.0,
-            size as f64 / ours_secs / 1048576.0
+            size as f64 / ours_secs / 1048576.0,
+            std::fs::read_to_string("/proc/loadavg")
+                .unwrap_or_default()
+                .trim()
         );
     }
     let mib = |secs: f64| size as f64 / secs / 1048576.0;
@@ -918,15 +947,17 @@ async fn bench_one_gib_download_against_curl() {
         mib(write_secs),
         fsync_secs
     );
-    println!("| size | curl -o /dev/null | curl -o file + fsync | webapi-core media (verified, fsynced) | ratio vs /dev/null | ratio vs file |");
-    println!("|---|---|---|---|---|---|");
+    println!("| size | curl -o /dev/null | curl -o file + fsync | reqwest receive only | media fetch (verified, fsynced) | ratio vs /dev/null | ratio vs file + fsync | reqwest only vs /dev/null |");
+    println!("|---|---|---|---|---|---|---|---|");
     println!(
-        "| {gib:.2} GiB | {:.0} MiB/s | {:.0} MiB/s | {:.0} MiB/s | {:.2} | {:.2} |",
+        "| {gib:.2} GiB | {:.0} MiB/s | {:.0} MiB/s | {:.0} MiB/s | {:.0} MiB/s | {:.2} | {:.2} | {:.2} |",
         mib(best_curl),
         mib(best_curl_file),
+        mib(best_receive),
         mib(best_ours),
         best_curl / best_ours,
-        best_curl_file / best_ours
+        best_curl_file / best_ours,
+        best_curl / best_receive
     );
     println!();
     println!("| CPU per GiB | seconds |");
@@ -935,6 +966,10 @@ async fn bench_one_gib_download_against_curl() {
     println!(
         "| loopback server while serving curl | {:.2} |",
         server_cpu_during_curl / gib
+    );
+    println!(
+        "| reqwest receive only + server (same process) | {:.2} |",
+        receive_cpu / gib
     );
     println!(
         "| media fetch + server (same process) | {:.2} |",

@@ -40,6 +40,7 @@ impl ImageSource for GuestIso {
         Ok(LocalImage {
             path: self.0.clone(),
             resolved_version: None,
+            hold: Default::default(),
         })
     }
 }

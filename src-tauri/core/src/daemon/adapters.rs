@@ -1,19 +1,18 @@
 //! Adapters from the daemon's ports to the real implementations: `trust::Verifier` (VMCP), the
 //! `consent::ConsentBroker` (the user's decision) and `media::ImageCache` (boot images).
 
-use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use super::ports::{
-    ConsentDecision, ConsentGate, ConsentRequest, ImageFailure, ImageRequest, ImageSource,
-    LocalImage, ProgressFn, VmcpFailure, VmcpSource,
+    ConsentDecision, ConsentGate, ConsentRequest, ImageFailure, ImageHold, ImageRequest,
+    ImageSource, LocalImage, ProgressFn, VmcpFailure, VmcpSource,
 };
 use crate::consent::{self, ConsentBroker};
-use crate::media::{self, ImageCache, ImageLease, Progress};
+use crate::media::{self, ImageCache, Progress};
 use crate::protocol::ErrorCode;
 use crate::server::CallerOrigin;
 use crate::trust::Verifier;
@@ -65,19 +64,16 @@ impl ConsentGate for BrokerConsent {
 
 /// Boot images from the shared, verified image cache.
 ///
-/// The port hands the session a path, so the cache lease that keeps the image from eviction is held
-/// here, one per image, for as long as the daemon runs (see docs/images.md).
+/// The port hands the session a path plus an [`ImageHold`] wrapping the cache's lease: the session
+/// keeps it while its VM exists, so an image is evictable once no live session's VM uses it (see
+/// docs/images.md).
 pub struct CachedImages {
     cache: ImageCache,
-    leases: Mutex<HashMap<PathBuf, ImageLease>>,
 }
 
 impl CachedImages {
     pub fn new(cache: ImageCache) -> Self {
-        Self {
-            cache,
-            leases: Mutex::new(HashMap::new()),
-        }
+        Self { cache }
     }
 
     /// The cache itself, for the control panel (usage, clear).
@@ -135,14 +131,20 @@ impl ImageSource for CachedImages {
                 code: ErrorCode::from_code(e.code()).unwrap_or(ErrorCode::IoError),
                 detail: e.detail(),
             })?;
-        let image = LocalImage {
+        Ok(LocalImage {
             path: lease.path().to_path_buf(),
             resolved_version: lease.resolved_version().map(str::to_string),
-        };
-        self.leases
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(image.path.clone(), lease);
-        Ok(image)
+            hold: ImageHold::new(lease),
+        })
+    }
+
+    fn hold(&self, path: &Path) -> ImageHold {
+        match self.cache.lease_cached(path) {
+            Some(lease) => ImageHold::new(lease),
+            None => {
+                tracing::warn!(path = %path.display(), "the image of a recovered VM is not in the cache");
+                ImageHold::default()
+            }
+        }
     }
 }

@@ -67,4 +67,6 @@ pub trait ConsentGate: Send + Sync + 'static {
 
 // The image port is the session's own (sessions call it when they create their VM); re-exported here
 // so all ports are in one place.
-pub use crate::session::{ImageFailure, ImageRequest, ImageSource, LocalImage, ProgressFn};
+pub use crate::session::{
+    ImageFailure, ImageHold, ImageRequest, ImageSource, LocalImage, ProgressFn,
+};

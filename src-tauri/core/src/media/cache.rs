@@ -245,6 +245,33 @@ impl ImageCache {
         Ok(lease(path, key, target, pin))
     }
 
+    /// A lease on a complete image already in the cache, found by its local path (as an earlier
+    /// [`ImageCache::fetch`] returned it); `None` when the cache has no such image. A session whose VM
+    /// is found again after a restart takes its image's lease back this way, without any download.
+    pub fn lease_cached(&self, path: &Path) -> Option<ImageLease> {
+        let shared = &self.inner.shared;
+        let file = path
+            .strip_prefix(&shared.dir)
+            .ok()?
+            .to_str()
+            .filter(|f| !f.contains(std::path::MAIN_SEPARATOR))?;
+        let (key, url) = {
+            let st = shared.lock();
+            let (key, entry) = st.index.entries.iter().find(|(_, e)| e.file == file)?;
+            (key.clone(), entry.url.clone())
+        };
+        let pin = PinGuard::new(shared.clone(), key.clone());
+        // Still there once pinned (an eviction may have run between the look-up and the pin).
+        let present = shared.lock().index.entries.contains_key(&key) && path.is_file();
+        present.then(|| ImageLease {
+            path: path.to_path_buf(),
+            key,
+            url,
+            resolved_version: None,
+            _pin: pin,
+        })
+    }
+
     /// Sizes for the control panel.
     pub fn usage(&self) -> CacheUsage {
         let shared = &self.inner.shared;

@@ -346,22 +346,45 @@ fn open_part(path: &Path, append: bool) -> Result<File, MediaError> {
     options.open(path).map_err(|e| MediaError::io(path, e))
 }
 
-/// The writer thread: writes and hashes every chunk in arrival order, unbuffered, so a killed process
-/// loses at most what was still in the channel. Returns the hasher covering exactly the bytes in the
-/// file, and the first write error (after which the file is cut back to those bytes).
+/// The writer thread: writes every chunk in arrival order, unbuffered (so a killed process loses at
+/// most what was still in the channel), then hands it to a hasher thread, so writing one chunk and
+/// hashing the one before run in parallel. The chunks are shared (`Bytes`), never copied. Returns the
+/// hasher covering exactly the bytes in the file, and the first write error (after which the file is
+/// cut back to those bytes).
 fn write_chunks(
     mut file: File,
-    mut hasher: StreamHasher,
+    hasher: StreamHasher,
     mut rx: mpsc::Receiver<Bytes>,
 ) -> (StreamHasher, Option<std::io::Error>) {
-    while let Some(chunk) = rx.blocking_recv() {
-        if let Err(e) = file.write_all(&chunk) {
-            let _ = file.set_len(hasher.len());
-            return (hasher, Some(e));
+    let (to_hasher, written) = std::sync::mpsc::sync_channel::<Bytes>(CHANNEL_CHUNKS);
+    std::thread::scope(|scope| {
+        let hashing = scope.spawn(move || {
+            let mut hasher = hasher;
+            for chunk in written {
+                hasher.update(&chunk);
+            }
+            hasher
+        });
+        let mut error = None;
+        while let Some(chunk) = rx.blocking_recv() {
+            if let Err(e) = file.write_all(&chunk) {
+                error = Some(e);
+                break;
+            }
+            if to_hasher.send(chunk).is_err() {
+                break;
+            }
         }
-        hasher.update(&chunk);
-    }
-    (hasher, None)
+        drop(to_hasher);
+        let hasher = match hashing.join() {
+            Ok(h) => h,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        if error.is_some() {
+            let _ = file.set_len(hasher.len());
+        }
+        (hasher, error)
+    })
 }
 
 pub(crate) fn remove_if_exists(path: &Path) -> Result<(), MediaError> {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 use tokio::sync::{broadcast, mpsc, watch};
 
-use super::image_port::{ImageRequest, ImageSource, ProgressFn};
+use super::image_port::{ImageHold, ImageRequest, ImageSource, ProgressFn};
 use super::in_flight::InFlightToken;
 use super::macros::expand_user_data;
 use super::outbox::Outbox;
@@ -252,6 +252,7 @@ fn spawn(record: SessionRecord, ctx: SessionContext, recover: bool) -> SessionHa
         rx,
         rx_open: true,
         vm: None,
+        image_hold: ImageHold::default(),
         vm_events: None,
         probe_target,
         probe_rx,
@@ -284,6 +285,8 @@ struct Actor {
     rx_open: bool,
     ctx: SessionContext,
     vm: Option<Box<dyn Vm>>,
+    /// Keeps the VM's boot image in the cache while the VM exists (released by destroy or close).
+    image_hold: ImageHold,
     vm_events: Option<broadcast::Receiver<VmEvent>>,
     probe_target: watch::Sender<Option<SocketAddr>>,
     probe_rx: mpsc::Receiver<(SocketAddr, bool)>,
@@ -399,6 +402,8 @@ impl Actor {
                 self.core.cap_dirty = true;
                 self.vm_events = Some(vm.events());
                 self.vm = Some(vm);
+                let (BootMedium::Iso(image) | BootMedium::Disk(image)) = &vm_record.spec.medium;
+                self.image_hold = self.ctx.images.hold(image);
                 self.core.set_state(state);
                 self.update_probe();
             }
@@ -508,6 +513,7 @@ impl Actor {
             rx_open,
             ctx,
             vm,
+            image_hold,
             core,
             ..
         } = self;
@@ -517,7 +523,7 @@ impl Actor {
             None
         };
         let outcome = {
-            let fut = execute(step, vm, ctx, create);
+            let fut = execute(step, vm, image_hold, ctx, create);
             tokio::pin!(fut);
             loop {
                 let effective = core.retarget.and_then(end_state).unwrap_or(end);
@@ -737,9 +743,11 @@ struct CreateInputs {
 }
 
 /// Runs one backend step. `Ok(Some(..))` when a VM was created (with the image's resolved version).
+/// The image's hold is taken with the VM's creation and released with its destruction.
 async fn execute(
     step: Step,
     vm: &mut Option<Box<dyn Vm>>,
+    image_hold: &mut ImageHold,
     ctx: &SessionContext,
     create: Option<CreateInputs>,
 ) -> Result<Option<(VmRecord, Option<String>)>, StepError> {
@@ -771,6 +779,7 @@ async fn execute(
             .map_err(|e| hv_error(step, e))?;
         let handle = created.handle();
         *vm = Some(created);
+        *image_hold = image.hold;
         return Ok(Some((VmRecord { spec, handle }, image.resolved_version)));
     }
     if step == Step::Destroy {
@@ -779,6 +788,7 @@ async fn execute(
                 return Err(hv_error(step, e));
             }
         }
+        *image_hold = ImageHold::default();
         return Ok(None);
     }
     let Some(v) = vm.as_mut() else {

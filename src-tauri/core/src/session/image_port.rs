@@ -1,6 +1,7 @@
 //! The port through which a session gets its boot image (implemented by `media`, faked in tests).
 
-use std::path::PathBuf;
+use std::any::Any;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -39,7 +40,49 @@ pub struct LocalImage {
     pub path: PathBuf,
     /// For `CernVm { version: "latest" }`: the concrete version it resolved to (the session records it).
     pub resolved_version: Option<String>,
+    /// Keeps the image from eviction; the session keeps it while its VM exists.
+    pub hold: ImageHold,
 }
+
+/// Keeps an image from being evicted from the cache while held; dropping the last clone releases it.
+/// Empty for sources without a cache.
+#[derive(Clone, Default)]
+pub struct ImageHold(Option<Arc<dyn Any + Send + Sync>>);
+
+impl ImageHold {
+    /// A hold that lasts as long as `guard` lives (the cache's lease).
+    pub fn new(guard: impl Any + Send + Sync) -> Self {
+        Self(Some(Arc::new(guard)))
+    }
+
+    /// True when this holds an image (false for the empty hold).
+    pub fn is_held(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+impl std::fmt::Debug for ImageHold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.is_held() {
+            "ImageHold(held)"
+        } else {
+            "ImageHold(none)"
+        })
+    }
+}
+
+impl PartialEq for ImageHold {
+    /// Two holds are equal when both are empty or both are clones of the same hold.
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for ImageHold {}
 
 /// Provides a verified local copy of a session's boot image.
 #[async_trait]
@@ -49,4 +92,11 @@ pub trait ImageSource: Send + Sync + 'static {
         request: &ImageRequest,
         progress: ProgressFn,
     ) -> Result<LocalImage, ImageFailure>;
+
+    /// Takes the hold again on an image fetched earlier (by its local path), for a session whose VM
+    /// was found again after a restart. Empty when the source does not know the image (any more).
+    fn hold(&self, path: &Path) -> ImageHold {
+        let _ = path;
+        ImageHold::default()
+    }
 }

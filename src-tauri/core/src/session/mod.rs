@@ -19,7 +19,7 @@ pub use actor::{
     spawn_new, spawn_recovered, Command, Control, Reply, SessionContext, SessionHandle,
     SessionSnapshot, Subscriber,
 };
-pub use image_port::{ImageFailure, ImageRequest, ImageSource, LocalImage, ProgressFn};
+pub use image_port::{ImageFailure, ImageHold, ImageRequest, ImageSource, LocalImage, ProgressFn};
 pub use in_flight::{InFlight, InFlightToken};
 pub use macros::expand_user_data;
 pub use outbox::Outbox;

@@ -176,6 +176,7 @@ impl ImageSource for FakeImages {
         Ok(LocalImage {
             path,
             resolved_version,
+            hold: Default::default(),
         })
     }
 }

@@ -7,8 +7,6 @@ mod blocked_menu;
 mod commands;
 mod consent_dialog;
 mod display;
-#[cfg(feature = "e2e-hooks")]
-mod e2e_hooks;
 mod panel;
 mod tray;
 
@@ -75,7 +73,7 @@ pub fn main() -> ExitCode {
             let consent = Arc::new(ConsentBroker::open(
                 data_dir.root(),
                 prompter.clone(),
-                consent_dialog::broker_options(),
+                webapi_core::consent::ConsentOptions::default(),
             ));
             let real = tauri::async_runtime::block_on(wiring::build(
                 &args.serve,
@@ -92,8 +90,6 @@ pub fn main() -> ExitCode {
             ));
             app.manage(idle.clone()); // the tray's status line and "Snooze" read it from here
             shell.idle = Some(idle);
-            #[cfg(feature = "e2e-hooks")]
-            e2e_hooks::start(app.handle(), consent);
             app.manage(prompter);
             app.manage(shell);
             tray::build(app.handle())?;

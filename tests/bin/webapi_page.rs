@@ -164,9 +164,20 @@ async fn vmcp(
     if !name_ok {
         return (StatusCode::BAD_REQUEST, "name: 1-64 of A-Z a-z 0-9 + - _ ~").into_response();
     }
-    let (cpus, memory, disk) = (q.cpus.unwrap_or(1), q.memory.unwrap_or(256), q.disk.unwrap_or(1024));
-    if !(1..=64).contains(&cpus) || !(64..=65536).contains(&memory) || !(64..=1_048_576).contains(&disk) {
-        return (StatusCode::BAD_REQUEST, "cpus 1-64, memory 64-65536 MB, disk 64-1048576 MB").into_response();
+    let (cpus, memory, disk) = (
+        q.cpus.unwrap_or(1),
+        q.memory.unwrap_or(256),
+        q.disk.unwrap_or(1024),
+    );
+    if !(1..=64).contains(&cpus)
+        || !(64..=65536).contains(&memory)
+        || !(64..=1_048_576).contains(&disk)
+    {
+        return (
+            StatusCode::BAD_REQUEST,
+            "cpus 1-64, memory 64-65536 MB, disk 64-1048576 MB",
+        )
+            .into_response();
     }
     let Some(salt) = q.cvm_salt else {
         return (StatusCode::BAD_REQUEST, "no cvm_salt").into_response();
@@ -192,7 +203,12 @@ async fn vmcp(
 
 /// Handshake, requestSession, frames until `succeed` or `failed` for the request; returns the
 /// outcome line.
-async fn request(daemon: SocketAddr, origin: &str, vmcp: &str, nudge: bool) -> anyhow::Result<String> {
+async fn request(
+    daemon: SocketAddr,
+    origin: &str,
+    vmcp: &str,
+    nudge: bool,
+) -> anyhow::Result<String> {
     let mut req = format!("ws://{daemon}/").into_client_request()?;
     req.headers_mut().insert(
         "origin",
@@ -205,13 +221,20 @@ async fn request(daemon: SocketAddr, origin: &str, vmcp: &str, nudge: bool) -> a
     let mut send = |name: &str, data: Value| {
         next += 1;
         let id = format!("a-{next}");
-        (id.clone(), json!({"type": "action", "name": name, "id": id, "data": data}))
+        (
+            id.clone(),
+            json!({"type": "action", "name": name, "id": id, "data": data}),
+        )
     };
     let (handshake, frame) = send("handshake", json!({"version": "2.0.12", "auth": ""}));
     ws.send(Message::Text(frame.to_string().into())).await?;
     let (request, frame) = send("requestSession", json!({"vmcp": vmcp}));
     ws.send(Message::Text(frame.to_string().into())).await?;
-    say(&format!("# sent requestSession {request} at_ms={}", now_ms())).await;
+    say(&format!(
+        "# sent requestSession {request} at_ms={}",
+        now_ms()
+    ))
+    .await;
     let mut nudged = false;
     while let Some(msg) = ws.next().await {
         let text = match msg.context("the WebSocket failed")? {
@@ -236,7 +259,19 @@ async fn request(daemon: SocketAddr, origin: &str, vmcp: &str, nudge: bool) -> a
                     ws.send(Message::Text(frame.to_string().into())).await?;
                     say("# sent interactionCallback {\"result\":1}").await;
                 }
-                if name == "succeed" || name == "failed" {
+                if name == "failed" {
+                    let _ = ws.close(None).await;
+                    return Ok(format!("{name} {data}"));
+                }
+                if name == "succeed" {
+                    // The new session's actor then sends its stateVariables and stateChanged.
+                    let session = data[1].to_string();
+                    let seen =
+                        tokio::time::timeout(Duration::from_secs(30), state_of(&mut ws, &session))
+                            .await;
+                    if !matches!(seen, Ok(Ok(()))) {
+                        say("# (no stateChanged for the new session within 30 s)").await;
+                    }
                     let _ = ws.close(None).await;
                     return Ok(format!("{name} {data}"));
                 }
@@ -245,4 +280,27 @@ async fn request(daemon: SocketAddr, origin: &str, vmcp: &str, nudge: bool) -> a
         }
     }
     bail!("the connection ended before the outcome")
+}
+
+/// Prints the session's frames up to and including its first `stateChanged`.
+async fn state_of<S>(ws: &mut S, session: &str) -> anyhow::Result<()>
+where
+    S: StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    while let Some(msg) = ws.next().await {
+        let Message::Text(text) = msg? else { continue };
+        let f: Value = serde_json::from_str(text.as_str())?;
+        let name = f["name"].as_str().unwrap_or("?");
+        say(&format!(
+            "# {name} {} id={} at_ms={}",
+            f["data"],
+            f["id"],
+            now_ms()
+        ))
+        .await;
+        if name == "stateChanged" && f["id"].as_str() == Some(session) {
+            return Ok(());
+        }
+    }
+    bail!("the connection ended")
 }

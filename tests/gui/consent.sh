@@ -83,6 +83,8 @@ frame_before_outcome() { sed -n '/^# \(succeed\|failed\) /q;p' "$OUT/$1.log" | g
 DENIED='failed ["User denied the allocation of new session",-10]'
 THROTTLED='failed ["Request denied by throttle protection",-10]'
 WAITING='Session is new, asking user for confirmation'
+SUCCEED='^succeed \["Session open successfully",[1-9][0-9]*\]$'   # [msg, session id]
+matches() { [[ $1 =~ $2 ]]; }
 
 # ---- the dialog ----
 TITLE='^CernVM WebAPI: allow a new virtual machine\?$'
@@ -140,7 +142,7 @@ for attempt in 1 2 3; do
   if [ "$attempt" = 1 ]; then
     ok "a requestSession over a WebSocket opens the consent dialog"
     check "while it waits, the page got progress and lengthyTask [msg, 1]" \
-      bash -c "grep -q '^# progress ' '$OUT/a1.log' && grep -qF '# lengthyTask [\"$WAITING\",1]' '$OUT/a1.log'"
+      waitfor 50 bash -c "grep -q '^# progress ' '$OUT/a1.log' && grep -qF '# lengthyTask [\"$WAITING\",1]' '$OUT/a1.log'"
     check "the page sent interactionCallback {result: 1} (its OK) while waiting" waitfor 50 grep -q '^# sent interactionCallback' "$OUT/a1.log"
     sleep 1 # (give the page's OK time to arrive: it must not answer the dialog)
     check "the page's interactionCallback does not answer the dialog" \
@@ -198,9 +200,10 @@ if w=$(new_dialog) && waitfor 300 painted "$w"; then
   import -window root "$OUT/dialog.png"
   for _ in $(seq 10); do click_allow "$w"; waitfor 10 has_outcome c1 && break; done
   r=$(outcome c1)
-  check "a click on Allow after the delay creates the session: succeed [msg, id] (got $r)" \
-    bash -c "echo '$r' | grep -qE '^succeed \[\"Session open successfully\",[1-9][0-9]*\]$'"
+  check "a click on Allow after the delay creates the session: succeed [msg, id] (got $r)" matches "$r" "$SUCCEED"
   check "the page got lengthyTask [msg, 1] before succeed" frame_before_outcome c1 "^# lengthyTask \[\"$WAITING\",1\]"
+  check "the page then gets the new session's stateVariables and stateChanged" \
+    bash -c "grep -q '^# stateVariables ' '$OUT/c1.log' && grep -q '^# stateChanged ' '$OUT/c1.log'"
 else
   bad "the dialog for a third origin opens"
 fi
@@ -213,7 +216,7 @@ if w=$(new_dialog) && waitfor 300 painted "$w"; then
   xdotool windowactivate --sync "$w" 2>/dev/null   # (re-arms the delay if the dialog had lost the focus)
   sleep 2
   xdotool key --clearmodifiers Tab space
-  r=$(outcome c2); check "Allow by keyboard after the delay (got $r)" bash -c "echo '$r' | grep -q '^succeed '"
+  r=$(outcome c2); check "Allow by keyboard after the delay creates the session (got $r)" matches "$r" "$SUCCEED"
 else
   bad "the dialog opens for keyboard use"
 fi

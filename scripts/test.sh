@@ -45,18 +45,17 @@ step "format" cargo fmt --all --check
 step "clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
 step "core tests" cargo test -p webapi-core --locked
 step "tray app tests" cargo test -p cernvm-webapi --locked
-step "tray app build" cargo build -p cernvm-webapi -p webapi-core --bins --locked
+step "tray app build" cargo build -p cernvm-webapi -p webapi-core -p webapi-e2e --bins --locked
 step "gui e2e tray" timeout 600 tests/gui/run.sh tests/gui/tray.sh \
   "$CARGO_TARGET_DIR/debug/cernvm-webapi" "$CARGO_TARGET_DIR/debug/cvmwebapi"
 step "sdk build check" timeout 600 ui/sdk/build.sh --check
 step "browser tests" env CVMWEBAPI_BIN="$CARGO_TARGET_DIR/debug/cvmwebapi" timeout 1200 tests/browser/run.sh
 # The demo site end to end: page → the app's consent dialog (answered with xdotool) → a real QEMU VM.
-# After the browser tests (their `npm ci` installs the driver's playwright-core) and before the
-# e2e-hooks build, which replaces the plain tray binary.
+# After the browser tests (their `npm ci` installs the driver's playwright-core).
 step "gui e2e demo" timeout 900 tests/gui/run.sh tests/gui/demo.sh \
   "$CARGO_TARGET_DIR/debug/cernvm-webapi" "$CARGO_TARGET_DIR/debug/cvmwebapi"
 # The README's `make run` from a fresh home folder: deps, build (warm here), demo site, tray app, the page
-# opened by xdg-open, the consent dialog on "Request session". Before the e2e-hooks build for the same reason.
+# opened by xdg-open, the consent dialog on "Request session".
 step "gui e2e make run" timeout 900 tests/gui/run.sh tests/gui/run-contract.sh
 # The tray menu following a real session from the demo page: pause/resume over dbusmenu, Quit hibernates,
 # a restart brings the same VM back.
@@ -67,16 +66,10 @@ step "gui e2e tray-vm" timeout 1200 tests/gui/run.sh tests/gui/tray-vm.sh \
 step "gui e2e panel" timeout 900 tests/gui/run.sh tests/gui/panel.sh \
   "$CARGO_TARGET_DIR/debug/cernvm-webapi" "$CARGO_TARGET_DIR/debug/cvmwebapi"
 
-# The consent e2e needs the tray app with the test-only `e2e-hooks` feature. Cargo puts that build at the
-# same path as the normal one, so it runs after the tray e2e and is copied aside; the next plain build
-# (the "tray app build" step) puts the normal binary back.
-build_e2e_app() {
-  cargo build -p cernvm-webapi --features e2e-hooks --locked &&
-    mkdir -p "$CARGO_TARGET_DIR/e2e-hooks" &&
-    cp "$CARGO_TARGET_DIR/debug/cernvm-webapi" "$CARGO_TARGET_DIR/e2e-hooks/cernvm-webapi"
-}
-step "tray app build (e2e-hooks)" build_e2e_app
-step "gui e2e consent" timeout 900 tests/gui/consent.sh "$CARGO_TARGET_DIR/e2e-hooks/cernvm-webapi"
+# The consent dialog end to end: real requestSession over WebSockets from several origins → the plain
+# tray app's dialog (answered with xdotool) → throttle block, restart, unblock from the tray.
+step "gui e2e consent" timeout 900 tests/gui/run.sh tests/gui/consent.sh \
+  "$CARGO_TARGET_DIR/debug/cernvm-webapi" "$CARGO_TARGET_DIR/debug/cvmwebapi" "$CARGO_TARGET_DIR/debug/webapi-page"
 
 echo
 echo "step times:"

@@ -16,7 +16,7 @@ use tauri::{
     AppHandle, Manager, State, WebviewUrl, WebviewWindow, WebviewWindowBuilder, WindowEvent,
 };
 use tokio::sync::oneshot;
-use webapi_core::consent::{Answer, ConsentDialog, ConsentOptions, PromptError, Prompter};
+use webapi_core::consent::{Answer, ConsentDialog, PromptError, Prompter};
 
 /// Window labels are `consent-<n>`; the capability matches `consent-*`.
 pub const LABEL_PREFIX: &str = "consent-";
@@ -24,35 +24,6 @@ pub const LABEL_PREFIX: &str = "consent-";
 pub const TITLE: &str = "CernVM WebAPI: allow a new virtual machine?";
 /// "Allow" stays disabled this long after the dialog appears (and after it regains focus).
 pub const ALLOW_DELAY: Duration = Duration::from_millis(1500);
-
-/// The Allow delay in force: [`ALLOW_DELAY`], or in test builds (feature `e2e-hooks`) the value of
-/// `CERNVM_WEBAPI_E2E_ALLOW_DELAY_MS`, so GUI tests can act "during the delay" on a slow machine.
-fn allow_delay() -> Duration {
-    #[cfg(feature = "e2e-hooks")]
-    if let Some(ms) = std::env::var("CERNVM_WEBAPI_E2E_ALLOW_DELAY_MS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        return Duration::from_millis(ms);
-    }
-    ALLOW_DELAY
-}
-
-/// The broker's options: the defaults, or in test builds (feature `e2e-hooks`) a throttle window
-/// from `CERNVM_WEBAPI_E2E_THROTTLE_WINDOW_MS` (a loaded CI machine needs more than 5 s to show
-/// and answer two dialogs; the 5-second edge itself is unit-tested in the core).
-pub fn broker_options() -> ConsentOptions {
-    #[allow(unused_mut)]
-    let mut options = ConsentOptions::default();
-    #[cfg(feature = "e2e-hooks")]
-    if let Some(ms) = std::env::var("CERNVM_WEBAPI_E2E_THROTTLE_WINDOW_MS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        options.throttle_window = Duration::from_millis(ms);
-    }
-    options
-}
 
 /// The tray app's prompter. Create it before the app, [`DialogPrompter::attach`] it in `setup`.
 #[derive(Default)]
@@ -105,7 +76,7 @@ impl DialogPrompter {
         let Some(p) = pending.get(label) else {
             return Err("this dialog is no longer waiting for an answer".into());
         };
-        if answer.allow && p.opened.elapsed() < allow_delay() {
+        if answer.allow && p.opened.elapsed() < ALLOW_DELAY {
             tracing::warn!(
                 label,
                 "Allow came too soon after the dialog opened; ignored"
@@ -161,7 +132,7 @@ impl Prompter for DialogPrompter {
         };
         let view = DialogView {
             dialog,
-            allow_delay_ms: allow_delay().as_millis() as u64,
+            allow_delay_ms: ALLOW_DELAY.as_millis() as u64,
         };
         let data = serde_json::to_string(&view).map_err(|e| PromptError::Ui(e.to_string()))?;
         let window =

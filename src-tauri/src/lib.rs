@@ -7,8 +7,6 @@ mod blocked_menu;
 mod commands;
 mod consent_dialog;
 mod display;
-#[cfg(feature = "e2e-hooks")]
-mod e2e_hooks;
 mod panel;
 mod tray;
 mod webview_release;
@@ -96,7 +94,7 @@ pub fn main() -> ExitCode {
                 ConsentBroker::open(
                     data_dir.root(),
                     prompter.clone(),
-                    consent_dialog::broker_options(),
+                    webapi_core::consent::ConsentOptions::default(),
                 )
                 .with_events(events.clone()),
             );
@@ -129,8 +127,6 @@ pub fn main() -> ExitCode {
             });
             app.manage(idle.clone()); // the tray's status line and "Snooze" read it from here
             shell.idle = Some(idle);
-            #[cfg(feature = "e2e-hooks")]
-            e2e_hooks::start(app.handle(), consent);
             app.manage(prompter);
             app.manage(shell);
             tray::build(app.handle())?;

@@ -83,7 +83,7 @@ pub fn build(app: &AppHandle) -> tauri::Result<()> {
         blocked,
         shown: Mutex::new(Some(first)),
         icon: Mutex::new(Some(model::IconKind::Idle)),
-        notifier: notify::Notifier::new(notify::limits()),
+        notifier: notify::Notifier::new(notify::Limits::default()),
     });
     let app = app.clone();
     tauri::async_runtime::spawn(watch(app));

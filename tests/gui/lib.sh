@@ -74,3 +74,27 @@ window_rendered() {
   import -window "$w" "$2" 2>/dev/null || return 1
   [ "$(convert "$2" -format %k info: 2>/dev/null)" -gt 64 ]
 }
+
+# ---- scripted websites (tests/bin/webapi_page.rs) ----
+# start_test_site OUT CLI PAGE DOMAIN...: makes a key with `cvmwebapi keygen`, a keystore trusting it for
+# each DOMAIN (OUT/keystore.txt, for the app's --keystore) and starts `webapi-page site`, which serves
+# VMCPs signed with it; sets TEST_SITE to the site's address. Its pid is added to the caller's `pids`.
+start_test_site() {
+  local out=$1 cli=$2 page=$3 d; shift 3
+  "$cli" keygen --algorithm ed25519 --out "$out/site" >"$out/keygen.log" 2>&1 || return 1
+  for d in "$@"; do echo "$d=$(cat "$out/site.pub")"; done >"$out/keystore.txt"
+  "$page" site --key "$out/site.key" >"$out/site.log" 2>&1 &
+  pids+=($!)
+  waitfor 300 grep -q '^listening ' "$out/site.log" || return 1
+  TEST_SITE=$(sed -n 's/^listening //p' "$out/site.log")
+}
+# page_ask PAGE API_PORT OUT NAME ORIGIN VM [ARGS...]: a page at ORIGIN sends requestSession over a
+# WebSocket for a session called VM (a VMCP from TEST_SITE), in the background; its frames and, as the
+# last line, its outcome (`succeed [msg, id]`, `failed [msg, code]` or `error …`) land in OUT/NAME.log.
+page_ask() {
+  local page=$1 port=$2 out=$3 name=$4 origin=$5 vm=$6; shift 6
+  "$page" request --daemon "127.0.0.1:$port" --origin "$origin" --vmcp "http://$TEST_SITE/vmcp?name=$vm" "$@" \
+    >"$out/$name.log" 2>&1 &
+}
+# page_has_outcome OUT NAME: the request has its outcome.
+page_has_outcome() { tail -1 "$1/$2.log" 2>/dev/null | grep -qE '^(succeed|failed|error) '; }

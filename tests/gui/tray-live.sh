@@ -2,31 +2,32 @@
 # GUI e2e of the live tray: notifications reach the desktop's notification server (dunst) through real
 # paths, rate-limited; the tray icon switches to "attention" while a consent dialog waits and back after;
 # "Start at login" is off by default and toggles the autostart entry; Quit with no VM exits at once.
-# Consent requests enter through the test-only hook of a build with the `e2e-hooks` feature (the same
-# ConsentBroker and dialog the daemon uses). Run through run.sh:
-#   cargo build -p cernvm-webapi --features e2e-hooks
-#   tests/gui/run.sh tests/gui/tray-live.sh target/debug/cernvm-webapi
+# Consent requests are real requestSession calls over WebSockets (tests/bin/webapi_page.rs) for VMCPs
+# signed with a key from `cvmwebapi keygen`. Run through run.sh:
+#   cargo build -p cernvm-webapi -p webapi-core -p webapi-e2e --bins
+#   tests/gui/run.sh tests/gui/tray-live.sh [cernvm-webapi [cvmwebapi [webapi-page]]]
 set -u
-APP=${1:?usage: tray-live.sh APP_BINARY (built with --features e2e-hooks)}
 here=$(cd "$(dirname "$0")" && pwd); root=$(cd "$here/../.." && pwd)
 . "$here/lib.sh"
+target=${CARGO_TARGET_DIR:-$root/target}
+APP=${1:-$target/debug/cernvm-webapi}
+CLI=${2:-$target/debug/cvmwebapi}
+PAGE=${3:-$target/debug/webapi-page}
 for t in dunstctl wmctrl compare; do
   command -v "$t" >/dev/null && continue
   echo "tray-live.sh: missing $t (scripts/install-deps.sh test installs it)"
   if [ "${CI:-}" = true ]; then bad "tools present"; summary; exit 1; fi
   echo "SKIPPED (CI is not set)"; exit 0
 done
-OUT=$E2E_OUT; DATA=$(mktemp -d); PORT=$((20000 + RANDOM % 20000)); HOOK=$((PORT + 1))
+OUT=$E2E_OUT; DATA=$(mktemp -d); PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 APP_HOME=$(mktemp -d)   # the app's HOME: "Start at login" writes $HOME/.config/autostart/*.desktop
 AUTOSTART=$APP_HOME/.config/autostart
 DIALOG='allow a new virtual machine'
-ctl() { curl -sf --max-time 10 "http://127.0.0.1:$HOOK/$1"; }
-ask() { # ORIGIN NAME: a consent request in the background; its answer lands in $OUT/NAME
-  rm -f "$OUT/$2"
-  curl -s --max-time 120 -G "http://127.0.0.1:$HOOK/consent" --data-urlencode "origin=$1" \
-    --data-urlencode "vm=Notify test VM" >"$OUT/$2.tmp" && mv "$OUT/$2.tmp" "$OUT/$2" &
-}
-answer() { local n; for n in $(seq 300); do [ -s "$OUT/$1" ] && { cat "$OUT/$1"; return 0; }; sleep 0.1; done; echo "(none)"; }
+pids=()
+ask() { page_ask "$PAGE" "$PORT" "$OUT" "$@"; }   # NAME ORIGIN VM: a requestSession in the background
+answer() { waitfor 300 page_has_outcome "$OUT" "$1"; tail -1 "$OUT/$1.log"; }
+DENIED='failed ["User denied the allocation of new session",-10]'
+THROTTLED='failed ["Request denied by throttle protection",-10]'
 # history_has TEXT: dunst's history (all notifications, once closed) contains TEXT.
 history_has() { dunstctl close-all; dunstctl history >"$OUT/dunst-history.json"; grep -qF -- "$1" "$OUT/dunst-history.json"; }
 # summary_count SUMMARY: how many notifications in dunst's history have exactly that summary.
@@ -47,10 +48,11 @@ toggle_state() { # LABEL: the dbusmenu toggle-state of the entry with that label
 }
 
 check "desktop services up (tray watcher, notifications)" start_desktop "$OUT"
-HOME=$APP_HOME CERNVM_WEBAPI_E2E_PORT=$HOOK CERNVM_WEBAPI_E2E_THROTTLE_WINDOW_MS=120000 RUST_LOG=info \
-  "$APP" --listen "127.0.0.1:$PORT" --data-dir "$DATA" >"$OUT/app.log" 2>&1 &
+check "the test website serves signed VMCPs" start_test_site "$OUT" "$CLI" "$PAGE" notify.example.org
+HOME=$APP_HOME RUST_LOG=info "$APP" --listen "127.0.0.1:$PORT" --data-dir "$DATA" --keystore "$OUT/keystore.txt" \
+  >"$OUT/app.log" 2>&1 &
 APP_PID=$!
-check "the app starts with its test hooks" waitfor 300 ctl dialog
+check "the app starts" waitfor 300 curl -sf "http://127.0.0.1:$PORT/info"
 check "tray item registered" waitfor 100 has_tray_item
 ITEM=$(tray_item); MENU=$(tray_menu_path "$ITEM"); ITEM_PATH=${MENU%/Menu}
 tray_layout "$ITEM" "$MENU" >"$OUT/menu-layout.txt"
@@ -72,28 +74,30 @@ check "unchecking Start at login removes the autostart entry" waitfor 50 bash -c
 
 # A consent request: the dialog waits → a notification and the attention icon.
 A=https://notify.example.org
-ask "$A" a1
+ask a1 "$A" notify-vm
 check "the consent dialog opens" waitfor 200 window_exists "$DIALOG"
+w1=$(visible_window "$DIALOG")
 check "notification: consent waiting reaches dunst" waitfor 100 history_has "A website asks to run a virtual machine"
 check "notification names the website" history_has "$A waits for your answer"
 check "icon: attention while the dialog waits" waitfor 50 icon_is attention
-wmctrl -c "$DIALOG"
-r=$(answer a1); check "closing the dialog denies (got $r)" [ "$r" = Denied ]
-check "icon: back to idle after the answer" waitfor 50 icon_is idle
+# The page asks again while the dialog is open: that request waits for the next dialog. Two denials
+# within the real five seconds then block the site.
+ask a2 "$A" notify-vm
+waitfor 100 grep -qF 'lengthyTask ["Session is new, asking user for confirmation",1]' "$OUT/a2.log"
+wmctrl -i -c "$(printf '0x%x' "$w1")"
+r=$(answer a1); check "closing the dialog denies (got $r)" [ "$r" = "$DENIED" ]
+next_dialog() { local w; w=$(visible_window "$DIALOG"); [ -n "$w" ] && [ "$w" != "$w1" ]; }
+check "the second dialog opens" waitfor 200 next_dialog
+wmctrl -i -c "$(printf '0x%x' "$(visible_window "$DIALOG")")"
+r=$(answer a2); check "second denial (got $r)" [ "$r" = "$DENIED" ]
 
-# A second request within 30 s: the dialog comes, its notification is held back by the rate limit.
-ask "$A" a2
-check "the second dialog opens" waitfor 200 window_exists "$DIALOG"
-sleep 2
-n=$(summary_count 'A website asks to run a virtual machine')
-check "rate limit: one consent notification per 30 s (got $n)" [ "$n" = 1 ]
-wmctrl -c "$DIALOG"
-r=$(answer a2); check "second denial (got $r)" [ "$r" = Denied ]
-
-# A third request within the throttle window blocks the site → a "Website blocked" notification.
-ask "$A" a3
-r=$(answer a3); check "third request is blocked (got $r)" [ "$r" = Blocked ]
+# A third request within the throttle window: the site is blocked → a "Website blocked" notification.
+ask a3 "$A" notify-vm
+r=$(answer a3); check "third request is blocked (got $r)" [ "$r" = "$THROTTLED" ]
 check "notification: site blocked reaches dunst" waitfor 50 history_has "Website blocked"
+n=$(summary_count 'A website asks to run a virtual machine')
+check "rate limit: one consent notification per 30 s for two dialogs (got $n)" [ "$n" = 1 ]
+check "icon: back to idle after the answers" waitfor 50 icon_is idle
 offers_unblock() { tray_layout "$ITEM" "$MENU" | grep -qF "'label': <'Unblock $A'>"; }
 check "the tray offers to unblock it" waitfor 50 offers_unblock
 dunstctl history >"$OUT/dunst-history.json"
@@ -105,5 +109,6 @@ wait "$APP_PID"; rc=$?
 check "Quit exits with code 0 (got $rc)" test "$rc" -eq 0
 
 kill %1 %2 %3 2>/dev/null
+for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
 rm -rf "$DATA" "$APP_HOME"
 summary

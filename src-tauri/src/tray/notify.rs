@@ -263,21 +263,6 @@ impl Notifier {
     }
 }
 
-/// The rate limits; the GUI e2e tests may shorten the per-kind window (only with the `e2e-hooks` feature).
-pub fn limits() -> Limits {
-    #[cfg(feature = "e2e-hooks")]
-    if let Some(ms) = std::env::var("CERNVM_WEBAPI_E2E_NOTIFY_PER_KIND_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        return Limits {
-            per_kind: Duration::from_millis(ms),
-            ..Limits::default()
-        };
-    }
-    Limits::default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

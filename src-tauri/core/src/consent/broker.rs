@@ -34,9 +34,6 @@ pub struct ConsentOptions {
     pub max_waiting_per_origin: usize,
     /// Requests of all origins that may wait; more are denied at once.
     pub max_waiting: usize,
-    /// Two denials at most this far apart block the origin (the original's 5 s; only GUI tests on
-    /// slow machines change it).
-    pub throttle_window: Duration,
 }
 
 impl Default for ConsentOptions {
@@ -45,7 +42,6 @@ impl Default for ConsentOptions {
             timeout: DEFAULT_TIMEOUT,
             max_waiting_per_origin: 4,
             max_waiting: 64,
-            throttle_window: rule::THROTTLE_WINDOW,
         }
     }
 }
@@ -290,7 +286,7 @@ impl ConsentBroker {
             return (Decision::Allowed, false);
         }
         let history = st.streaks.get(origin).copied().unwrap_or_default();
-        let outcome = rule::after_denial_within(history, now, self.options.throttle_window);
+        let outcome = rule::after_denial(history, now);
         let block = outcome.block || answer.remember;
         if block {
             st.streaks.remove(origin);
@@ -300,7 +296,7 @@ impl ConsentBroker {
             tracing::warn!(%origin, remembered = answer.remember,
                 "origin blocked: no more dialogs, its requests are refused (unblock in the tray or control panel)");
         } else {
-            let window = self.options.throttle_window;
+            let window = rule::THROTTLE_WINDOW;
             st.streaks.retain(|_, s| s.is_live(now, window));
             st.streaks.insert(origin.to_string(), outcome.streak);
             tracing::info!(%origin, "the user denied a new session");

@@ -39,14 +39,8 @@ pub struct AfterDenial {
 
 /// The user denied a request at `now`, with `history` the origin's streak so far.
 pub fn after_denial(history: DenialStreak, now: Instant) -> AfterDenial {
-    after_denial_within(history, now, THROTTLE_WINDOW)
-}
-
-/// [`after_denial`] with another window than the original's five seconds (GUI tests on slow
-/// machines stretch it; the product uses [`THROTTLE_WINDOW`]).
-pub fn after_denial_within(history: DenialStreak, now: Instant, window: Duration) -> AfterDenial {
     let streak = match history.started {
-        Some(start) if now.saturating_duration_since(start) <= window => DenialStreak {
+        Some(start) if now.saturating_duration_since(start) <= THROTTLE_WINDOW => DenialStreak {
             started: Some(start),
             denials: history.denials.saturating_add(1),
         },
@@ -138,14 +132,5 @@ mod tests {
         assert!(s.is_live(t0 + THROTTLE_WINDOW, THROTTLE_WINDOW));
         assert!(!s.is_live(t0 + THROTTLE_WINDOW + ms(1), THROTTLE_WINDOW));
         assert!(!DenialStreak::default().is_live(t0, THROTTLE_WINDOW));
-    }
-
-    #[test]
-    fn a_longer_window_is_honoured() {
-        let t0 = Instant::now();
-        let w = Duration::from_secs(30);
-        let first = after_denial_within(DenialStreak::default(), t0, w);
-        assert!(after_denial_within(first.streak, t0 + ms(29_000), w).block);
-        assert!(!after_denial_within(first.streak, t0 + ms(30_001), w).block);
     }
 }

@@ -2,9 +2,10 @@
 //! cache and its daemon adapter, with images from a real loopback HTTP server: an image a session's VM
 //! was created from is "in use" and survives "clear cache"; an image no session uses is removed.
 
-mod support;
 #[path = "media/server.rs"]
+#[allow(dead_code)] // shared with tests/media.rs, which uses all of it
 mod server;
+mod support;
 
 use std::sync::Arc;
 
@@ -71,7 +72,10 @@ async fn clear_cache_keeps_the_images_sessions_use() {
             .unwrap_or_else(|| panic!("{url} not listed: {:?}", info.images))
             .clone()
     };
-    let (u, n) = (by_url(&server.url("/used.img")), by_url(&server.url("/unused.img")));
+    let (u, n) = (
+        by_url(&server.url("/used.img")),
+        by_url(&server.url("/unused.img")),
+    );
     assert!(u.in_use && !n.in_use, "{u:?} {n:?}");
     assert_eq!(n.bytes, unused.len() as u64);
     let json = serde_json::to_value(&info).unwrap();

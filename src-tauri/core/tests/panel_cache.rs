@@ -3,6 +3,7 @@
 //! was created from is "in use" and survives "clear cache"; an image no session uses is removed.
 
 #[path = "media/server.rs"]
+#[allow(dead_code)] // shared with tests/media.rs, which uses all of it
 mod server;
 mod support;
 

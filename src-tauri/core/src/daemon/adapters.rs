@@ -80,15 +80,6 @@ impl CachedImages {
     pub fn cache(&self) -> &ImageCache {
         &self.cache
     }
-
-    /// Drops the leases of images no session uses any more (`in_use`: the image files of the sessions'
-    /// VMs), so the cache may evict or clear them.
-    pub fn release_unused(&self, in_use: &std::collections::HashSet<PathBuf>) {
-        self.leases
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|path, _| in_use.contains(path));
-    }
 }
 
 #[async_trait]

@@ -153,22 +153,17 @@ pub struct Cleared {
     pub freed_bytes: u64,
 }
 
-/// The image files the sessions' VMs were created from. When a session did not answer or is busy (it may
-/// be between its image download and its VM creation), `None`: nothing may be released then.
-async fn images_in_use(state: &DaemonState) -> (HashSet<PathBuf>, bool) {
-    let (all, complete) = snapshots(state).await;
-    let settled = complete && all.iter().all(|(_, s)| !s.busy);
-    let paths = all.into_iter().filter_map(|(_, s)| s.image_path).collect();
-    (paths, settled)
+/// The image files the sessions' VMs were created from. Sessions also hold the cache's lease on them
+/// (`session::ImageHold`) while their VM exists; this set is a second guard for "clear cache".
+async fn images_in_use(state: &DaemonState) -> HashSet<PathBuf> {
+    let (all, _complete) = snapshots(state).await;
+    all.into_iter().filter_map(|(_, s)| s.image_path).collect()
 }
 
 /// The cache's usage; an image counts as in use when a session's VM was created from it (or a
 /// session is still being set up with it).
 pub async fn cache_info(state: &DaemonState, images: &CachedImages) -> CacheInfo {
-    let (in_use, settled) = images_in_use(state).await;
-    if settled {
-        images.release_unused(&in_use);
-    }
+    let in_use = images_in_use(state).await;
     let usage = images.cache().usage();
     CacheInfo {
         bytes: usage.used_bytes + usage.partial_bytes,
@@ -188,10 +183,7 @@ pub async fn cache_info(state: &DaemonState, images: &CachedImages) -> CacheInfo
 
 /// Removes the images no session uses (and partial downloads not in progress).
 pub async fn clear_cache(state: &DaemonState, images: &CachedImages) -> Result<Cleared, String> {
-    let (in_use, settled) = images_in_use(state).await;
-    if settled {
-        images.release_unused(&in_use);
-    }
+    let in_use = images_in_use(state).await;
     let report = images
         .cache()
         .clear_keeping(|path| in_use.contains(path))

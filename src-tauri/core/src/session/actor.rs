@@ -210,6 +210,9 @@ impl SessionHandle {
     }
 
     /// Queues a command without waiting.
+    // The error gives the command back so the caller can wait for room in a task; boxing it would cost
+    // an allocation per command on the fast path.
+    #[allow(clippy::result_large_err)]
     pub fn try_send(&self, command: Command) -> Result<(), mpsc::error::TrySendError<Command>> {
         self.tx.try_send(command)
     }

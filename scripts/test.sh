@@ -70,6 +70,10 @@ step "gui e2e panel" timeout 900 tests/gui/run.sh tests/gui/panel.sh \
 # tray app's dialog (answered with xdotool) → throttle block, restart, unblock from the tray.
 step "gui e2e consent" timeout 900 tests/gui/run.sh tests/gui/consent.sh \
   "$CARGO_TARGET_DIR/debug/cernvm-webapi" "$CARGO_TARGET_DIR/debug/cvmwebapi" "$CARGO_TARGET_DIR/debug/webapi-page"
+# The live tray: notifications (consent waiting, site blocked) reach dunst, rate-limited; the attention icon;
+# "Start at login" writes and removes the autostart entry; Quit with no VM exits at once.
+step "gui e2e tray-live" timeout 600 tests/gui/run.sh tests/gui/tray-live.sh \
+  "$CARGO_TARGET_DIR/debug/cernvm-webapi" "$CARGO_TARGET_DIR/debug/cvmwebapi" "$CARGO_TARGET_DIR/debug/webapi-page"
 
 echo
 echo "step times:"

@@ -83,11 +83,22 @@ pub fn build(app: &AppHandle) -> tauri::Result<()> {
         blocked,
         shown: Mutex::new(Some(first)),
         icon: Mutex::new(Some(model::IconKind::Idle)),
-        notifier: notify::Notifier::new(notify::Limits::default()),
+        notifier: notify::Notifier::new(notify::Limits::default(), open_panel_on_click(app)),
     });
     let app = app.clone();
     tauri::async_runtime::spawn(watch(app));
     Ok(())
+}
+
+/// A notification's click opens the control panel (on the main thread, where windows are made).
+fn open_panel_on_click(app: &AppHandle) -> notify::OnClick {
+    let app = app.clone();
+    Arc::new(move || {
+        let handle = app.clone();
+        if let Err(e) = app.run_on_main_thread(move || panel::open(&handle)) {
+            tracing::warn!("cannot open the control panel from a notification: {e}");
+        }
+    })
 }
 
 /// The idle controller's handle, once the app manages one.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GUI e2e of the live tray: notifications reach the desktop's notification server (dunst) through real
 # paths, rate-limited; the tray icon switches to "attention" while a consent dialog waits and back after;
-# "Start at login" is off by default and toggles the autostart entry; Quit with no VM exits at once.
+# "Start at login" is off by default and toggles the autostart entry; a click on a notification opens the
+# control panel; Quit with no VM exits at once.
 # Consent requests are real requestSession calls over WebSockets (tests/bin/webapi_page.rs) for VMCPs
 # signed with a key from `cvmwebapi keygen`. Run through run.sh:
 #   cargo build -p cernvm-webapi -p webapi-core -p webapi-e2e --bins
@@ -27,6 +28,17 @@ pids=()
 ask() { page_ask "$PAGE" "$PORT" "$OUT" "$@"; }   # NAME ORIGIN VM: a requestSession in the background
 answer() { waitfor 300 page_has_outcome "$OUT" "$1"; tail -1 "$OUT/$1.log"; }
 DENIED='failed ["User denied the allocation of new session",-10]'
+# close_window ID: asks the window manager to close window ID until it is gone (a dialog that is still
+# being set up may miss the first request on a loaded machine).
+close_window() {
+  local w=$1 hex; hex=$(printf '0x%x' "$w")
+  for _ in $(seq 40); do
+    wmctrl -i -c "$hex" 2>/dev/null
+    sleep 0.1
+    xdotool search --onlyvisible --name "$DIALOG" 2>/dev/null | grep -qx "$w" || return 0
+  done
+  return 1
+}
 THROTTLED='failed ["Request denied by throttle protection",-10]'
 # history_has TEXT: dunst's history (all notifications, once closed) contains TEXT.
 history_has() { dunstctl close-all; dunstctl history >"$OUT/dunst-history.json"; grep -qF -- "$1" "$OUT/dunst-history.json"; }
@@ -85,16 +97,23 @@ check "icon: attention while the dialog waits" waitfor 50 icon_is attention
 # within the real five seconds then block the site.
 ask a2 "$A" notify-vm
 waitfor 100 grep -qF 'lengthyTask ["Session is new, asking user for confirmation",1]' "$OUT/a2.log"
-wmctrl -i -c "$(printf '0x%x' "$w1")"
+close_window "$w1"
 r=$(answer a1); check "closing the dialog denies (got $r)" [ "$r" = "$DENIED" ]
 next_dialog() { local w; w=$(visible_window "$DIALOG"); [ -n "$w" ] && [ "$w" != "$w1" ]; }
 check "the second dialog opens" waitfor 200 next_dialog
-wmctrl -i -c "$(printf '0x%x' "$(visible_window "$DIALOG")")"
+close_window "$(visible_window "$DIALOG")"
 r=$(answer a2); check "second denial (got $r)" [ "$r" = "$DENIED" ]
 
 # A third request within the throttle window: the site is blocked → a "Website blocked" notification.
 ask a3 "$A" notify-vm
 r=$(answer a3); check "third request is blocked (got $r)" [ "$r" = "$THROTTLED" ]
+# A click on a notification opens the control panel: `dunstctl action 0` invokes the default action of
+# the newest notification on screen, as a click on it does.
+on_screen() { [ "$(dunstctl count displayed)" -gt 0 ]; }
+check "a notification is on screen" waitfor 50 on_screen
+dunstctl action 0
+panel_open() { wmctrl -l | grep -qE ' CernVM WebAPI$'; }
+check "clicking the notification opens the control panel" waitfor 150 panel_open
 check "notification: site blocked reaches dunst" waitfor 50 history_has "Website blocked"
 n=$(summary_count 'A website asks to run a virtual machine')
 check "rate limit: one consent notification per 30 s for two dialogs (got $n)" [ "$n" = 1 ]

@@ -1,10 +1,11 @@
 //! Desktop notifications (freedesktop, through notify-rust): what happened is worked out by pure functions
 //! (diffing what the tray saw before and now, or reading the daemon's event feed), and a pure rate limiter
 //! with an injected clock keeps them from spamming: at most one per kind every 30 s, at most 5 a minute in
-//! all.
+//! all. A click on a notification opens the control panel where the notification server supports
+//! actions (the freedesktop "default" action).
 
 use std::collections::{BTreeSet, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use webapi_core::events::EventKind;
@@ -222,15 +223,23 @@ impl RateLimiter {
     }
 }
 
+/// What a click on a notification does (the tray opens the control panel).
+pub type OnClick = Arc<dyn Fn() + Send + Sync>;
+
+/// The freedesktop action id of a click on the notification's body.
+const DEFAULT_ACTION: &str = "default";
+
 /// Shows notifications through the desktop's notification server, rate-limited.
 pub struct Notifier {
     limiter: Mutex<RateLimiter>,
+    on_click: OnClick,
 }
 
 impl Notifier {
-    pub fn new(limits: Limits) -> Self {
+    pub fn new(limits: Limits, on_click: OnClick) -> Self {
         Self {
             limiter: Mutex::new(RateLimiter::new(limits)),
+            on_click,
         }
     }
 
@@ -246,16 +255,25 @@ impl Notifier {
             tracing::info!(kind = ?note.kind, summary = %note.summary, "notification held back by the rate limit");
             return;
         }
+        let on_click = self.on_click.clone();
+        // The thread waits until the notification is clicked or closed (the rate limit bounds how many wait).
         tauri::async_runtime::spawn_blocking(move || {
             let shown = notify_rust::Notification::new()
                 .appname("CernVM WebAPI")
                 .summary(&note.summary)
                 .body(&note.body)
                 .icon("cernvm-webapi")
+                .action(DEFAULT_ACTION, "Open the control panel")
                 .show();
             match shown {
-                Ok(_) => {
-                    tracing::info!(kind = ?note.kind, summary = %note.summary, "notification shown")
+                Ok(handle) => {
+                    tracing::info!(kind = ?note.kind, summary = %note.summary, "notification shown");
+                    handle.wait_for_action(|action| {
+                        if action == DEFAULT_ACTION {
+                            tracing::info!(kind = ?note.kind, "notification clicked: opening the control panel");
+                            on_click();
+                        }
+                    });
                 }
                 Err(e) => tracing::warn!(kind = ?note.kind, "cannot show a notification: {e}"),
             }

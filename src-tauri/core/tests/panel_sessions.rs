@@ -8,36 +8,22 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use serde_json::json;
 use support::*;
 use webapi_core::daemon::panel;
-use webapi_core::idle::{self, IdleError, IdleHandle, IdlePolicy, IdleSource, SystemClock};
+use webapi_core::idle::{self, IdleHandle, IdlePolicy, SystemClock};
 
 const AWAY: Duration = Duration::from_secs(3600);
 const HERE: Duration = Duration::ZERO;
 
-/// An idle source whose idle time the test sets.
-struct Scripted(Mutex<Duration>);
-
-#[async_trait]
-impl IdleSource for Scripted {
-    fn name(&self) -> &'static str {
-        "scripted"
-    }
-    async fn idle_time(&self) -> Result<Duration, IdleError> {
-        Ok(*self.0.lock().unwrap())
-    }
-}
-
 struct User {
-    source: Arc<Scripted>,
+    source: Arc<ScriptedIdle>,
     handle: IdleHandle,
 }
 
 impl User {
     fn start(daemon: &Running) -> Self {
-        let source = Arc::new(Scripted(Mutex::new(HERE)));
+        let source = Arc::new(ScriptedIdle(Mutex::new(HERE)));
         let handle = idle::spawn_with(
             &daemon.state,
             source.clone(),
@@ -49,21 +35,6 @@ impl User {
     fn set(&self, idle_time: Duration) {
         *self.source.0.lock().unwrap() = idle_time;
         self.handle.wake();
-    }
-}
-
-async fn cap_until(fakes: &Fakes, want: u8) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let cap = fakes.hv.only_vm().lock().unwrap().cap;
-        if cap == want {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for cap {want}: the VM runs at {cap}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

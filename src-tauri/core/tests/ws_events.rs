@@ -8,12 +8,11 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use serde_json::json;
 use support::*;
 use webapi_core::events::{EventFeed, EventKind};
 use webapi_core::hypervisor::{VmEvent, VmState};
-use webapi_core::idle::{self, IdleError, IdleSource, PollPeriods, SystemClock};
+use webapi_core::idle::{self, PollPeriods, SystemClock};
 use webapi_core::protocol::SessionState;
 
 /// Waits (up to 10 s) until the kept events satisfy `pred`; returns them.
@@ -174,35 +173,6 @@ async fn a_recovered_session_is_reported_opened_again() {
     );
 }
 
-/// An idle source whose idle time the test sets.
-struct Scripted(Mutex<Duration>);
-
-#[async_trait]
-impl IdleSource for Scripted {
-    fn name(&self) -> &'static str {
-        "scripted"
-    }
-    async fn idle_time(&self) -> Result<Duration, IdleError> {
-        Ok(*self.0.lock().unwrap())
-    }
-}
-
-/// Waits (up to 10 s) until the only VM runs at `cap`.
-async fn cap_until(fakes: &Fakes, cap: u8) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let now = fakes.hv.only_vm().lock().unwrap().cap;
-        if now == cap {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for cap {cap}: the VM runs at {now}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn setting_idle_parameters_wakes_the_controller_and_idle_changes_are_reported() {
     let fakes = Fakes::new();
@@ -223,7 +193,7 @@ async fn setting_idle_parameters_wakes_the_controller_and_idle_changes_are_repor
     cap_until(&fakes, 50).await;
 
     // The user is away; the controller polls once an hour, so only a wake makes it look again.
-    let source = Arc::new(Scripted(Mutex::new(Duration::from_secs(3600))));
+    let source = Arc::new(ScriptedIdle(Mutex::new(Duration::from_secs(3600))));
     let hour = Duration::from_secs(3600);
     let handle = idle::spawn_with_poll(
         &d.state,

@@ -8,39 +8,25 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use serde_json::{json, Value};
 use support::*;
 use webapi_core::hypervisor::VmState;
-use webapi_core::idle::{self, IdleError, IdleHandle, IdleSource, SystemClock};
+use webapi_core::idle::{self, IdleHandle, SystemClock};
 use webapi_core::session::Command;
 
 const THRESHOLD: Duration = Duration::from_secs(60);
 const AWAY: Duration = Duration::from_secs(3600);
 const HERE: Duration = Duration::ZERO;
 
-/// An idle source whose idle time the test sets.
-struct Scripted(Mutex<Duration>);
-
-#[async_trait]
-impl IdleSource for Scripted {
-    fn name(&self) -> &'static str {
-        "scripted"
-    }
-    async fn idle_time(&self) -> Result<Duration, IdleError> {
-        Ok(*self.0.lock().unwrap())
-    }
-}
-
 /// The user's presence as the test scripts it, and the controller's handle.
 struct User {
-    source: Arc<Scripted>,
+    source: Arc<ScriptedIdle>,
     handle: IdleHandle,
 }
 
 impl User {
     fn start(daemon: &Running, idle_time: Duration) -> Self {
-        let source = Arc::new(Scripted(Mutex::new(idle_time)));
+        let source = Arc::new(ScriptedIdle(Mutex::new(idle_time)));
         let handle = idle::spawn_with(
             &daemon.state,
             source.clone(),

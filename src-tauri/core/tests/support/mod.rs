@@ -747,3 +747,32 @@ pub async fn guest_api() -> SocketAddr {
     });
     addr
 }
+
+/// An idle source whose idle time the test sets (`*source.0.lock().unwrap() = ...`).
+pub struct ScriptedIdle(pub Mutex<Duration>);
+
+#[async_trait]
+impl webapi_core::idle::IdleSource for ScriptedIdle {
+    fn name(&self) -> &'static str {
+        "scripted"
+    }
+    async fn idle_time(&self) -> Result<Duration, webapi_core::idle::IdleError> {
+        Ok(*self.0.lock().unwrap())
+    }
+}
+
+/// Waits (up to 10 s) until the only VM of the in-memory hypervisor runs at `cap`.
+pub async fn cap_until(fakes: &Fakes, cap: u8) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = fakes.hv.only_vm().lock().unwrap().cap;
+        if now == cap {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for cap {cap}: the VM runs at {now}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

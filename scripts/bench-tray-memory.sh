@@ -27,7 +27,6 @@ APP_HOME=$(mktemp -d); DATA=$(mktemp -d)
 app_pid=
 cleanup() { [ -n "$app_pid" ] && kill "$app_pid" 2>/dev/null; kill %1 %2 %3 2>/dev/null; rm -rf "$APP_HOME" "$DATA"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # The pid $1 and all its descendants.
 tree() { local c; echo "$1"; for c in $(pgrep -P "$1"); do tree "$c"; done; }

@@ -33,7 +33,6 @@ pids=()
 app_pid=
 cleanup() { [ -n "$app_pid" ] && kill "$app_pid" 2>/dev/null; for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # ---- the websites: one key (cvmwebapi keygen), trusted for every test domain; VMCPs signed per request ----
 A_DOMAIN=spam.example.org

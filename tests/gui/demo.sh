@@ -32,12 +32,9 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
   # the VM of this test, if the app left it running (it runs in the data dir's vms folder)
-  for p in $(pgrep -f qemu-system 2>/dev/null); do
-    [[ "$(readlink "/proc/$p/cwd" 2>/dev/null)" == "$OUT/data/"* ]] && kill -9 "$p" 2>/dev/null
-  done
+  for p in $(qemu_under "$OUT/data"); do kill -9 "$p" 2>/dev/null; done
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 check "the desktop (openbox, tray host, notifications) starts" start_desktop "$OUT"
 guest=$(sh "$root/tests/guest/build.sh" "$root/tests/.cache/guest" 2>"$OUT/guest-build.log" | tail -1)
@@ -98,7 +95,7 @@ check "the VM runs and its API answers the page (apiStateChanged)" reached 3000 
 grep "^RUNNING" "$OUT/driver.log"
 check "the page shows the state running and a forwarded apiURL" grep -Eq "^RUNNING state=running api=http://127\.0\.0\.1:[0-9]+/? " "$OUT/driver.log"
 # (a for loop, not `pgrep | while`: an exit inside a pipeline only leaves its subshell)
-qemu_of_test() { for p in $(pgrep -f qemu-system-x86_64); do [[ $(readlink /proc/$p/cwd) == "$OUT/data/"* ]] && return 0; done; return 1; }
+qemu_of_test() { [ -n "$(qemu_under "$OUT/data")" ]; }
 check "a QEMU process runs the VM" qemu_of_test
 sleep 1
 import -window root "$OUT/running.png"

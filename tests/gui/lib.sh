@@ -8,6 +8,15 @@ check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; 
 summary() { echo "$pass passed, $fail failed"; [ "$fail" -eq 0 ]; }
 
 # waitfor TENTHS CMD...: retries CMD every 0.1 s, up to TENTHS times.
+# free_port: a TCP port on 127.0.0.1 that is free right now.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# qemu_under DIR: the pids of QEMU processes running in DIR (a test's data folder).
+qemu_under() {
+  local p
+  for p in $(pgrep -f qemu-system 2>/dev/null); do
+    [[ "$(readlink "/proc/$p/cwd" 2>/dev/null)" == "$1/"* ]] && echo "$p"
+  done
+}
 waitfor() { local n=$1; shift; for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
 
 has_bus_name() {

@@ -33,12 +33,9 @@ NEW_THRESHOLD=420
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  for p in $(pgrep -f qemu-system 2>/dev/null); do
-    [[ "$(readlink "/proc/$p/cwd" 2>/dev/null)" == "$DATA/"* ]] && kill -9 "$p" 2>/dev/null
-  done
+  for p in $(qemu_under "$DATA"); do kill -9 "$p" 2>/dev/null; done
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # shot NAME: a picture of the panel window in $OUT/NAME.png, its OCR text in $OUT/NAME.txt and word boxes
 # in $OUT/NAME.tsv (read from a copy scaled up twice: tesseract reads small UI text much better that way).

@@ -28,7 +28,6 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 [ -d "$root/tests/browser/node_modules/playwright-core" ] \
   || (cd "$root/tests/browser" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --silent)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # The volunteer's fresh home; the toolchain stays where it is installed.
 export RUSTUP_HOME=${RUSTUP_HOME:-$HOME/.rustup} CARGO_HOME=${CARGO_HOME:-$HOME/.cargo}

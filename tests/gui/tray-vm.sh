@@ -33,19 +33,13 @@ DATA=$OUT/data
 APP_HOME=$(mktemp -d)   # the app's HOME, so nothing of the tester's desktop is touched
 pids=()
 # The QEMU processes of this test: those running in this test's data folder.
-our_qemu() {
-  local p
-  for p in $(pgrep -f qemu-system 2>/dev/null); do
-    [[ "$(readlink "/proc/$p/cwd" 2>/dev/null)" == "$DATA/"* ]] && echo "$p"
-  done
-}
+our_qemu() { qemu_under "$DATA"; }
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
   for p in $(our_qemu); do kill -9 "$p" 2>/dev/null; done
   rm -rf "$APP_HOME"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 no_qemu() { [ -z "$(our_qemu)" ]; }
 has_qemu() { [ -n "$(our_qemu)" ]; }
 

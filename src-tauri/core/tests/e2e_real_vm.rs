@@ -275,22 +275,34 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The test guest's bytes and their SHA-256 (hex), as a VMCP's `diskURL` + `diskChecksum` name them.
+fn guest_image() -> (Vec<u8>, String) {
+    let iso: PathBuf = support::guest_iso().clone();
+    let image = std::fs::read(&iso).unwrap();
+    let checksum = hex::encode(ring::digest::digest(&ring::digest::SHA256, &image).as_ref());
+    (image, checksum)
+}
+
+/// A website key made with the operator tool in `dir`, and a keystore trusting it for 127.0.0.1.
+fn trusted_site_key(dir: &Path) -> (webapi_core::trust::SigningKey, PathBuf) {
+    let prefix = dir.join("site");
+    let public = tools::keygen(NewKey::Ed25519, &prefix).expect("keygen");
+    let key = tools::load_signing_key(&tools::key_paths(&prefix).0).unwrap();
+    let keystore = dir.join("keystore.txt");
+    std::fs::write(&keystore, format!("127.0.0.1={}\n", public.to_base64())).unwrap();
+    (key, keystore)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_website_drives_a_real_vm_through_its_whole_life() {
     if support::setup_tools_only().is_none() {
         return;
     }
-    let iso: PathBuf = support::guest_iso().clone();
-    let image = std::fs::read(&iso).unwrap();
-    let checksum = hex::encode(ring::digest::digest(&ring::digest::SHA256, &image).as_ref());
+    let (image, checksum) = guest_image();
 
     let work = tempfile::tempdir().unwrap();
     let data = work.path().join("data");
-    let prefix = work.path().join("site");
-    let public = tools::keygen(NewKey::Ed25519, &prefix).expect("keygen");
-    let key = tools::load_signing_key(&tools::key_paths(&prefix).0).unwrap();
-    let keystore = work.path().join("keystore.txt");
-    std::fs::write(&keystore, format!("127.0.0.1={}\n", public.to_base64())).unwrap();
+    let (key, keystore) = trusted_site_key(work.path());
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let site_addr = listener.local_addr().unwrap();
@@ -500,16 +512,10 @@ async fn bench_daemon_rss_with_one_and_two_vms() {
     if support::setup_tools_only().is_none() {
         return;
     }
-    let iso: PathBuf = support::guest_iso().clone();
-    let image = std::fs::read(&iso).unwrap();
-    let checksum = hex::encode(ring::digest::digest(&ring::digest::SHA256, &image).as_ref());
+    let (image, checksum) = guest_image();
     let work = tempfile::tempdir().unwrap();
     let data = work.path().join("data");
-    let prefix = work.path().join("site");
-    let public = tools::keygen(NewKey::Ed25519, &prefix).expect("keygen");
-    let key = tools::load_signing_key(&tools::key_paths(&prefix).0).unwrap();
-    let keystore = work.path().join("keystore.txt");
-    std::fs::write(&keystore, format!("127.0.0.1={}\n", public.to_base64())).unwrap();
+    let (key, keystore) = trusted_site_key(work.path());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let site_addr = listener.local_addr().unwrap();
     let vmcp_doc = json!({

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::oneshot;
 use webapi_core::daemon::DaemonState;
 use webapi_core::session::{Command, Control, Outbox, Reply, SessionHandle};
 
@@ -30,9 +29,7 @@ pub async fn snapshot(daemon: &DaemonState) -> Vec<SessionView> {
 }
 
 async fn inspect(handle: &SessionHandle) -> Option<SessionView> {
-    let (tx, rx) = oneshot::channel();
-    handle.send(Command::Inspect(tx)).await.ok()?;
-    let snap = tokio::time::timeout(INSPECT_TIMEOUT, rx).await.ok()?.ok()?;
+    let snap = handle.inspect(INSPECT_TIMEOUT).await?;
     Some(SessionView {
         name: handle.name().to_string(),
         origin: snap.origin,

@@ -70,9 +70,7 @@ impl SessionRow {
 
 /// Asks one session for its snapshot; `None` when it is gone or does not answer in time.
 pub async fn inspect(handle: &SessionHandle) -> Option<SessionSnapshot> {
-    let (tx, rx) = oneshot::channel();
-    handle.send(Command::Inspect(tx)).await.ok()?;
-    tokio::time::timeout(ANSWER_TIMEOUT, rx).await.ok()?.ok()
+    handle.inspect(ANSWER_TIMEOUT).await
 }
 
 /// Snapshots of every live session, by name; `complete` is false when one did not answer.

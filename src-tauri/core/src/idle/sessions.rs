@@ -76,9 +76,7 @@ impl IdleTarget for SessionsTarget {
 
 /// Asks one session for its snapshot; `None` when it does not answer in time.
 async fn inspect(handle: SessionHandle) -> Option<(String, SessionSnapshot)> {
-    let (tx, rx) = oneshot::channel();
-    handle.try_send(Command::Inspect(tx)).ok()?;
-    let snapshot = tokio::time::timeout(INSPECT_TIMEOUT, rx).await.ok()?.ok()?;
+    let snapshot = handle.inspect(INSPECT_TIMEOUT).await?;
     Some((handle.name().to_string(), snapshot))
 }
 

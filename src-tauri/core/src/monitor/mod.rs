@@ -13,10 +13,9 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::future::join_all;
-use tokio::sync::oneshot;
 
 use crate::daemon::DaemonState;
-use crate::session::{Command, SessionHandle, SessionSnapshot};
+use crate::session::SessionHandle;
 
 /// Time between two samples.
 pub const INTERVAL: Duration = Duration::from_secs(2);
@@ -125,9 +124,7 @@ async fn run(state: Weak<DaemonState>, sampler: Weak<Mutex<Sampler>>) {
 /// Snapshots every session (at most [`MAX_SESSIONS`]) concurrently; those that do not answer are left out.
 async fn observe(handles: Vec<SessionHandle>) -> Vec<Observed> {
     let asks = handles.into_iter().take(MAX_SESSIONS).map(|h| async move {
-        let (tx, rx) = oneshot::channel();
-        h.try_send(Command::Inspect(tx)).ok()?;
-        let snap: SessionSnapshot = tokio::time::timeout(INSPECT_TIMEOUT, rx).await.ok()?.ok()?;
+        let snap = h.inspect(INSPECT_TIMEOUT).await?;
         Some(Observed {
             name: h.name().to_string(),
             cap: snap.applied_cap,

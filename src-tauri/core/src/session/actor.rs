@@ -209,6 +209,16 @@ impl SessionHandle {
         self.view.get(key)
     }
 
+    /// Asks the actor for a snapshot; `None` when it has retired or does not answer within `wait`.
+    pub async fn inspect(&self, wait: Duration) -> Option<SessionSnapshot> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let ask = async {
+            self.send(Command::Inspect(tx)).await.ok()?;
+            rx.await.ok()
+        };
+        tokio::time::timeout(wait, ask).await.ok()?
+    }
+
     /// Queues a command without waiting.
     // The error gives the command back so the caller can wait for room in a task; boxing it would cost
     // an allocation per command on the fast path.

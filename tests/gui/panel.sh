@@ -99,17 +99,20 @@ dialog_window() { xdotool search --onlyvisible --name "^CernVM WebAPI: allow a n
 # after the dialog's delay, so the click is repeated until the dialog is gone (a slow machine paints late).
 ALLOW_FROM_RIGHT=78; ALLOW_FROM_BOTTOM=120
 allow_clicked() {
-  local w X Y WIDTH HEIGHT
+  local w X Y WIDTH HEIGHT clicked=0
   for _ in $(seq 12); do
-    w=$(dialog_window); [ -n "$w" ] || return 0
+    w=$(dialog_window)
+    # Gone after a click: answered. Not (yet) visible before any click: look again.
+    if [ -z "$w" ]; then [ "$clicked" = 1 ] && return 0; sleep 1; continue; fi
     window_rendered "^CernVM WebAPI: allow a new virtual machine\\?\$" "$OUT/consent.png" || { sleep 1; continue; }
     sleep 2
     eval "$(xdotool getwindowgeometry --shell "$w")"
     xdotool windowactivate --sync "$w" 2>/dev/null
     xdotool mousemove --sync $((X + WIDTH - ALLOW_FROM_RIGHT)) $((Y + HEIGHT - ALLOW_FROM_BOTTOM)) click 1
+    clicked=1
     sleep 2
   done
-  [ -z "$(dialog_window)" ]
+  [ "$clicked" = 1 ] && [ -z "$(dialog_window)" ]
 }
 check "the consent dialog opens" waitfor 600 bash -c "xdotool search --onlyvisible --name '^CernVM WebAPI: allow a new virtual machine' | grep -q ."
 check "the consent dialog is answered with Allow" allow_clicked

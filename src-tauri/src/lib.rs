@@ -130,6 +130,7 @@ pub fn main() -> ExitCode {
             app.manage(prompter);
             app.manage(shell);
             tray::build(app.handle())?;
+            webview_release::app_started(app.handle());
             Ok(())
         })
         .build(tauri::generate_context!());

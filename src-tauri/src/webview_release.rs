@@ -4,6 +4,8 @@
 //! about 60 MB; and glibc keeps the webview's freed heap in the app process. So when no window is left
 //! (checked again after a short delay), this ends the app's own `WebKitNetworkProcess` children (WebKit
 //! starts a new one when a window opens again) and asks glibc to return free heap pages (`malloc_trim`).
+//! Then, as once after startup, it unmaps the program's and libraries' code pages that are no longer in
+//! use (`webapi_core::footprint`): WebKit's code touched while the panel lived, GTK's start-up code.
 
 use std::time::Duration;
 
@@ -14,6 +16,33 @@ const DELAY: Duration = Duration::from_secs(2);
 
 /// The process name (`/proc/PID/comm`, cut to 15 bytes by the kernel) of WebKit's network process.
 const NETWORK_PROCESS_COMM: &str = "WebKitNetworkPr";
+
+/// How long after start the start-up code pages are released (when no window is open by then).
+const STARTUP_SETTLE: Duration = Duration::from_secs(10);
+
+/// Called once the app is set up: releases start-up code pages after a while if no window is open.
+pub fn app_started(app: &AppHandle) {
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        tokio::time::sleep(STARTUP_SETTLE).await;
+        if app.webview_windows().is_empty() {
+            trim_heap();
+            release_code_pages("start-up done");
+        }
+    });
+}
+
+/// Unmaps code pages no longer in use and logs how much.
+fn release_code_pages(why: &str) {
+    match webapi_core::footprint::release_code_pages() {
+        Ok(released) => tracing::info!(
+            mappings = released.mappings,
+            resident_kb = released.kb,
+            "{why}: unused code pages released"
+        ),
+        Err(e) => tracing::warn!("{why}: cannot release code pages: {e}"),
+    }
+}
 
 /// Called when a window was destroyed: releases memory once no window is left.
 pub fn window_destroyed(app: &AppHandle) {
@@ -32,6 +61,7 @@ pub fn window_destroyed(app: &AppHandle) {
             network_processes = ended,
             "no window open: WebKit's network process ended, free heap returned"
         );
+        release_code_pages("no window open");
     });
 }
 

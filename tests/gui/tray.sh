@@ -73,8 +73,11 @@ check "closing the panel ends its WebKit web process" waitfor 100 no_webview "$A
 # starts again for the next window: the panel opens and renders a second time.
 check "with no window left, no WebKit process is left (network process ended)" waitfor 100 no_webkit_process "$APP_PID"
 pgrep -a -P "$APP_PID" >"$OUT/children-after-close.txt"
+# It also unmaps the code pages it no longer runs (webapi_core::footprint); the panel must still work after.
+check "with no window left, the app released its unused code pages" \
+  waitfor 100 grep -q 'no window open: unused code pages released' "$OUT/app.log"
 tray_click "$ITEM" "$MENU" "Open control panel"
-check "the panel opens again" waitfor 100 window_exists "$TITLE"
+check "the panel opens again (after the release)" waitfor 100 window_exists "$TITLE"
 check "the panel renders its page again (WebKit started a new network process)" \
   waitfor 200 window_rendered "$TITLE" "$OUT/panel-again.png"
 wmctrl -c 'CernVM WebAPI'

@@ -8,6 +8,7 @@ pub mod consent;
 pub mod daemon;
 pub mod demo;
 pub mod events;
+pub mod footprint;
 pub mod hypervisor;
 pub mod idle;
 pub mod logging;

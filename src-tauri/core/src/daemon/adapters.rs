@@ -13,8 +13,8 @@ use super::ports::{
 };
 use crate::consent::{self, ConsentBroker};
 use crate::media::{self, ImageCache, Progress};
+use crate::protocol::CallerOrigin;
 use crate::protocol::ErrorCode;
-use crate::server::CallerOrigin;
 use crate::trust::Verifier;
 
 /// VMCP fetch and verification through the trust layer.

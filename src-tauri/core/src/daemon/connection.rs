@@ -10,8 +10,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::DaemonState;
+use crate::protocol::CallerOrigin;
 use crate::protocol::{parse_action, Action, ErrorCode, Outgoing};
-use crate::server::CallerOrigin;
 use crate::session::{Command, InFlight, Outbox};
 
 /// What the tasks of one connection share.

@@ -5,8 +5,8 @@
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
+use crate::protocol::CallerOrigin;
 use crate::protocol::ErrorCode;
-use crate::server::CallerOrigin;
 
 /// Why a VMCP could not be obtained or trusted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

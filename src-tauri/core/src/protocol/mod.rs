@@ -5,6 +5,7 @@
 mod codes;
 mod depth;
 mod frame;
+mod origin;
 mod outgoing;
 mod params;
 
@@ -13,5 +14,6 @@ pub use codes::{
 };
 pub use depth::json_depth_exceeds;
 pub use frame::{parse_action, Action, FrameError, FrameLimits};
+pub use origin::CallerOrigin;
 pub use outgoing::Outgoing;
 pub use params::{flatten_params, stream_int, Params};

@@ -10,8 +10,8 @@ use axum::{
 };
 use serde_json::json;
 
-use super::CallerOrigin;
 use crate::daemon::DaemonState;
+use crate::protocol::CallerOrigin;
 
 pub(super) async fn handle(
     State(_state): State<Arc<DaemonState>>,

@@ -6,7 +6,7 @@ mod info;
 mod sdk;
 mod ws;
 
-pub use gate::{host_is_allowed, CallerOrigin};
+pub use gate::host_is_allowed;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -14,9 +14,9 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use super::CallerOrigin;
 use crate::daemon::token::{token_matches, TOKEN_HEADER, TOKEN_QUERY};
 use crate::daemon::{Connection, ConnectionSlot, DaemonState};
+use crate::protocol::CallerOrigin;
 use crate::session::Outbox;
 
 /// Close code for "message too big" (RFC 6455).

@@ -22,8 +22,8 @@ use webapi_core::config::DaemonConfig;
 use webapi_core::daemon::ports::*;
 use webapi_core::daemon::{Daemon, DaemonState, Limits, Services};
 use webapi_core::hypervisor::*;
+use webapi_core::protocol::CallerOrigin;
 use webapi_core::protocol::ErrorCode;
-use webapi_core::server::CallerOrigin;
 
 // ---------------------------------------------------------------- VMCP source
 

@@ -42,10 +42,7 @@ check "the test guest is built" test -f "$guest"
 
 site_port=$(free_port); app_port=$(free_port)
 mkdir -p "$OUT/data"
-"$cli" demo-site --listen "127.0.0.1:$site_port" --data-dir "$OUT/data" --image "$guest" >"$OUT/site.log" 2>&1 &
-pids+=($!)
-check "demo-site prints how to trust it" waitfor 100 grep -q "cernvm-webapi --keystore" "$OUT/site.log"
-keystore=$(sed -n 's/^  cernvm-webapi --keystore //p' "$OUT/site.log")
+start_demo_site "$OUT/data"
 check "demo-site wrote the keystore" test -s "$keystore"
 
 "$app" --listen "127.0.0.1:$app_port" --data-dir "$OUT/data" --keystore "$keystore" --hypervisor qemu >"$OUT/app.log" 2>&1 &

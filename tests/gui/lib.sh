@@ -107,3 +107,12 @@ page_ask() {
 }
 # page_has_outcome OUT NAME: the request has its outcome.
 page_has_outcome() { tail -1 "$1/$2.log" 2>/dev/null | grep -qE '^(succeed|failed|error) '; }
+
+# start_demo_site DATA_DIR: `cvmwebapi demo-site` ($cli) serving the test guest ($guest) on $site_port,
+# log in $OUT/site.log, pid added to `pids`; sets `keystore` to the keystore the tray app must trust.
+start_demo_site() {
+  "$cli" demo-site --listen "127.0.0.1:$site_port" --data-dir "$1" --image "$guest" >"$OUT/site.log" 2>&1 &
+  pids+=($!)
+  check "demo-site prints how to trust it" waitfor 100 grep -q "cernvm-webapi --keystore" "$OUT/site.log"
+  keystore=$(sed -n 's/^  cernvm-webapi --keystore //p' "$OUT/site.log")
+}

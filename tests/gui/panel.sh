@@ -79,10 +79,7 @@ check "the desktop (openbox, tray host, notifications) starts" start_desktop "$O
 guest=$(sh "$root/tests/guest/build.sh" "$root/tests/.cache/guest" 2>"$OUT/guest-build.log" | tail -1)
 check "the test guest is built" test -f "$guest"
 site_port=$(free_port); app_port=$(free_port)
-"$cli" demo-site --listen "127.0.0.1:$site_port" --data-dir "$DATA" --image "$guest" >"$OUT/site.log" 2>&1 &
-pids+=($!)
-check "demo-site prints how to trust it" waitfor 100 grep -q "cernvm-webapi --keystore" "$OUT/site.log"
-keystore=$(sed -n 's/^  cernvm-webapi --keystore //p' "$OUT/site.log")
+start_demo_site "$DATA"
 if ! start_app; then bad "the tray app starts and registers its tray item"; tail -5 "$OUT/app.log"; summary; exit 1; fi
 ok "the tray app starts and registers its tray item"
 

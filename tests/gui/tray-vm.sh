@@ -49,10 +49,7 @@ check "the test guest is built" test -f "$guest"
 
 site_port=$(free_port); app_port=$(free_port)
 mkdir -p "$DATA"
-"$cli" demo-site --listen "127.0.0.1:$site_port" --data-dir "$DATA" --image "$guest" >"$OUT/site.log" 2>&1 &
-pids+=($!)
-check "demo-site prints how to trust it" waitfor 100 grep -q "cernvm-webapi --keystore" "$OUT/site.log"
-keystore=$(sed -n 's/^  cernvm-webapi --keystore //p' "$OUT/site.log")
+start_demo_site "$DATA"
 origin="http://127.0.0.1:$site_port"
 vm=cernvm-webapi-demo
 

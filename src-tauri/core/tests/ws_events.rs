@@ -226,18 +226,13 @@ async fn setting_idle_parameters_wakes_the_controller_and_idle_changes_are_repor
         .await;
     c.event("succeed", &id).await;
     cap_until(&fakes, 90).await;
-    // A new maximum applies at once too.
+    // A new maximum applies at once too, and the VM goes straight from the old idle cap to the new
+    // one: it does not drop to its executionCap (50) in between.
     let id = c
         .act("set", sid, json!({"key": "daemonMaxCap", "value": "70"}))
         .await;
     c.event("succeed", &id).await;
     cap_until(&fakes, 70).await;
-    // Setting the same maximum again resets the session's idle cap (to executionCap): the controller
-    // asks for its cap again at once, though it asked for the same one just now.
-    let id = c
-        .act("set", sid, json!({"key": "daemonMaxCap", "value": "70"}))
-        .await;
-    c.event("succeed", &id).await;
     let caps = |k: &[EventKind]| -> Vec<u8> {
         k.iter()
             .filter_map(|k| match k {
@@ -246,9 +241,23 @@ async fn setting_idle_parameters_wakes_the_controller_and_idle_changes_are_repor
             })
             .collect()
     };
-    feed_until(&feed, "the cap back at 70 after the reset", |k| {
-        caps(k) == [50, 90, 50, 70, 50, 70]
-    })
+    // Out of idle control the VM gets its executionCap back; opted in again, the controller (woken by
+    // the set, with its hour-long poll) gives it the idle cap at once.
+    for value in ["0", "1"] {
+        let id = c
+            .act(
+                "set",
+                sid,
+                json!({"key": "daemonControlled", "value": value}),
+            )
+            .await;
+        c.event("succeed", &id).await;
+    }
+    feed_until(
+        &feed,
+        "the caps in order, no dip to 50 on the new maximum",
+        |k| caps(k) == [50, 90, 70, 50, 70],
+    )
     .await;
 
     // The user comes back (the test wakes the controller, as a fresh probe would).

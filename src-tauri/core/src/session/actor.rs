@@ -912,6 +912,18 @@ impl Core {
         Ok(Some(target))
     }
 
+    /// The idle policy changed (the caller wakes the controller, which asks for its cap afresh). Until
+    /// it does, the cap it asked for last stays, moved into the new policy's range, so the VM does not
+    /// drop to `executionCap` in between; a policy that no longer sets caps gives `executionCap` back.
+    fn idle_policy_changed(&mut self) {
+        let p = self.effective_policy();
+        self.idle_cap = self
+            .idle_cap
+            .filter(|_| p.controlled && p.min_cap > 0 && p.min_cap <= p.max_cap)
+            .map(|cap| cap.clamp(p.min_cap, p.max_cap));
+        self.cap_dirty = true;
+    }
+
     /// The user's override if set, else the page's `daemon*` values.
     fn effective_policy(&self) -> IdlePolicy {
         self.record
@@ -936,9 +948,7 @@ impl Core {
         let before = self.effective_policy();
         self.record.user_policy = policy;
         if self.effective_policy() != before {
-            // A new idle policy: the controller asks for its cap again; the page's cap applies meanwhile.
-            self.idle_cap = None;
-            self.cap_dirty = true;
+            self.idle_policy_changed();
         }
         tracing::info!(session = %self.record.params.name, ?policy, "idle policy override set by the user");
         self.persist();
@@ -1171,9 +1181,7 @@ impl Core {
                             self.cap_dirty = true;
                         }
                         if key.starts_with("daemon") && self.record.user_policy.is_none() {
-                            // A new idle policy: the controller asks for its cap again.
-                            self.idle_cap = None;
-                            self.cap_dirty = true;
+                            self.idle_policy_changed();
                         }
                         self.persist();
                         self.send_to(&reply, "succeed", vec![json!(1)]);

@@ -18,7 +18,7 @@ pub mod vm;
 use std::ffi::OsString;
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -208,7 +208,7 @@ impl VirtualBox {
                     MediumKind::Floppy,
                 )
             } else {
-                let iso = context::build_context_iso(user_data, SystemTime::now())?;
+                let iso = context::build_context_iso(user_data)?;
                 (
                     spec.dir.join(format!("{name}-context.iso")),
                     iso,

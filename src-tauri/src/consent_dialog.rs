@@ -145,6 +145,8 @@ impl Prompter for DialogPrompter {
                 .always_on_top(true)
                 .focused(true)
                 .center()
+                // Shown only once the close handler below is in place, so no close goes unanswered.
+                .visible(false)
                 .initialization_script(format!("window.__CONSENT__ = {data};"))
                 // Only the app's own page; never navigate anywhere else.
                 .on_navigation(|url| {
@@ -153,12 +155,12 @@ impl Prompter for DialogPrompter {
                 })
                 .build()
                 .map_err(|e| PromptError::Ui(e.to_string()))?;
-        let _ = window.set_focus();
-        // Closing the window with its title-bar button answers "Deny".
+        // Closing the window with its title-bar button answers "Deny"; so does a window that goes away
+        // unanswered any other way (destroyed by the window manager).
         let prompter_app = app.clone();
         let closing = label.clone();
         window.on_window_event(move |event| {
-            if let WindowEvent::CloseRequested { .. } = event {
+            if let WindowEvent::CloseRequested { .. } | WindowEvent::Destroyed = event {
                 if let Some(p) = prompter_app.try_state::<Arc<DialogPrompter>>() {
                     if let Some(pending) = p.pending().remove(&closing) {
                         let _ = pending.reply.send(Answer {
@@ -169,7 +171,11 @@ impl Prompter for DialogPrompter {
                 }
             }
         });
-        open.window = Some(window);
+        open.window = Some(window.clone());
+        window
+            .show()
+            .map_err(|e| PromptError::Ui(format!("cannot show the consent dialog: {e}")))?;
+        let _ = window.set_focus();
         tracing::info!(%label, origin = %dialog.request.origin, "consent dialog shown");
         let result = answer.await.map_err(|_| PromptError::Dismissed);
         drop(open);

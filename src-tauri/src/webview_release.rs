@@ -17,6 +17,9 @@ const DELAY: Duration = Duration::from_secs(2);
 /// The process name (`/proc/PID/comm`, cut to 15 bytes by the kernel) of WebKit's network process.
 const NETWORK_PROCESS_COMM: &str = "WebKitNetworkPr";
 
+/// The process name of WebKit's web (renderer) process, one per live webview.
+const WEB_PROCESS_COMM: &str = "WebKitWebProces";
+
 /// How long after start the start-up code pages are released (when no window is open by then).
 const STARTUP_SETTLE: Duration = Duration::from_secs(10);
 
@@ -52,10 +55,21 @@ pub fn window_destroyed(app: &AppHandle) {
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
         tokio::time::sleep(DELAY).await;
-        if !app.webview_windows().is_empty() {
+        // Checked and ended on the main thread, where webviews are created: no window can come into being
+        // while this runs. A webview being set up but not yet listed as a window already has its web
+        // process, so a live web process also keeps the network process.
+        let (done, ended) = tokio::sync::oneshot::channel();
+        let main = app.clone();
+        let dispatched = app.run_on_main_thread(move || {
+            let idle = main.webview_windows().is_empty() && !has_web_processes();
+            let _ = done.send(idle.then(end_network_processes));
+        });
+        if dispatched.is_err() {
             return;
         }
-        let ended = end_network_processes();
+        let Ok(Some(ended)) = ended.await else {
+            return;
+        };
         trim_heap();
         tracing::info!(
             network_processes = ended,
@@ -85,6 +99,17 @@ fn end_network_processes() -> usize {
     0
 }
 
+/// Whether this process has a WebKit web process child (a webview lives or is being set up).
+#[cfg(target_os = "linux")]
+fn has_web_processes() -> bool {
+    !children_named(std::process::id(), WEB_PROCESS_COMM).is_empty()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn has_web_processes() -> bool {
+    false
+}
+
 /// The pids of the children of `parent` whose `comm` is `comm`.
 #[cfg(target_os = "linux")]
 fn children_named(parent: u32, comm: &str) -> Vec<u32> {
@@ -101,15 +126,19 @@ fn children_named(parent: u32, comm: &str) -> Vec<u32> {
 }
 
 /// The command name and parent pid from a `/proc/PID/stat` line: `pid (comm) state ppid …` (the name may
-/// hold spaces and parentheses, so it ends at the last `)`).
+/// hold spaces and parentheses, so it ends at the last `)`); `None` for a process that has exited.
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 fn parse_stat(stat: &str) -> Option<(&str, u32)> {
     let open = stat.find('(')?;
     let close = stat.rfind(')')?;
     let name = stat.get(open + 1..close)?;
     let mut rest = stat.get(close + 1..)?.split_whitespace();
-    let _state = rest.next()?;
+    let state = rest.next()?;
     let ppid = rest.next()?.parse().ok()?;
+    // A process that has exited (zombie, or being reaped) no longer counts.
+    if matches!(state, "Z" | "X" | "x") {
+        return None;
+    }
     Some((name, ppid))
 }
 
@@ -134,6 +163,11 @@ mod tests {
         );
         assert_eq!(parse_stat("7 (a (b) c) R 1 7 7 0"), Some(("a (b) c", 1)));
         assert_eq!(parse_stat("garbage"), None);
+        assert_eq!(
+            parse_stat("9 (WebKitWebProces) Z 4200 9 9 0"),
+            None,
+            "exited"
+        );
         assert_eq!(parse_stat("1 (x) S notanumber"), None);
     }
 

@@ -8,6 +8,8 @@ mod commands;
 mod consent_dialog;
 mod display;
 mod panel;
+mod panel_link;
+mod panel_window;
 mod tray;
 mod webview_release;
 
@@ -31,6 +33,15 @@ const EXIT_NO_DISPLAY: u8 = 4;
 
 /// Runs the tray app; returns the process exit code.
 pub fn main() -> ExitCode {
+    // The control panel's own process (started by the tray app, see `panel`).
+    let mut raw = std::env::args().skip(1);
+    if raw.next().as_deref() == Some(panel::PANEL_FLAG) {
+        let session = match (raw.next().as_deref(), raw.next()) {
+            (Some(panel::SESSION_FLAG), Some(name)) => Some(name),
+            _ => None,
+        };
+        return panel_window::run(session);
+    }
     let args = AppArgs::parse();
     let config = match args.serve.validate() {
         Ok(c) => c,
@@ -129,11 +140,12 @@ pub fn main() -> ExitCode {
             shell.idle = Some(idle);
             app.manage(prompter);
             app.manage(shell);
+            app.manage(panel::PanelHost::default());
             tray::build(app.handle())?;
             webview_release::app_started(app.handle());
             Ok(())
         })
-        .build(tauri::generate_context!());
+        .build(context());
     let app = match app {
         Ok(app) => app,
         Err(e) => {
@@ -167,6 +179,11 @@ pub fn main() -> ExitCode {
         _ => {}
     });
     ExitCode::SUCCESS
+}
+
+/// The app's Tauri context (configuration and the `ui/` assets), for the tray app and the panel process.
+fn context() -> tauri::Context<tauri::Wry> {
+    tauri::generate_context!()
 }
 
 /// What the shell keeps in Tauri's state.

@@ -36,7 +36,7 @@ pub fn app_started(app: &AppHandle) {
 }
 
 /// Unmaps code pages no longer in use and logs how much.
-fn release_code_pages(why: &str) {
+pub(crate) fn release_code_pages(why: &str) {
     match webapi_core::footprint::release_code_pages() {
         Ok(released) => tracing::info!(
             mappings = released.mappings,

@@ -67,13 +67,27 @@ visible_window() { xdotool search --onlyvisible --name "$1" 2>/dev/null | head -
 window_exists() { [ -n "$(visible_window "$1")" ]; }
 no_window() { [ -z "$(visible_window "$1")" ]; }
 
-# WebKit web (renderer) processes whose parent is pid $1: one per live webview.
-webviews_of() { pgrep -P "$1" -f 'WebKitWebProcess' 2>/dev/null | wc -l; }
+# The descendants of pid $1 (children, their children, ...), one per line.
+descendants() { local c; for c in $(pgrep -P "$1" 2>/dev/null); do echo "$c"; descendants "$c"; done; }
+# How many descendants of pid $1 have a command line matching the regex $2.
+descendants_matching() {
+  local p n=0
+  for p in $(descendants "$1"); do
+    tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qE "$2" && n=$((n + 1))
+  done
+  echo "$n"
+}
+# WebKit web (renderer) processes under pid $1 (the control panel runs in a child process of the app):
+# one per live webview.
+webviews_of() { descendants_matching "$1" 'WebKitWebProcess'; }
 has_webview() { [ "$(webviews_of "$1")" -gt 0 ]; }
 no_webview() { [ "$(webviews_of "$1")" -eq 0 ]; }
-# Any WebKit helper process (web or network) whose parent is pid $1.
-webkit_processes_of() { pgrep -P "$1" -f 'WebKit(Web|Network)Process' 2>/dev/null | wc -l; }
+# Any WebKit helper process (web or network) under pid $1.
+webkit_processes_of() { descendants_matching "$1" 'WebKit(Web|Network)Process'; }
 no_webkit_process() { [ "$(webkit_processes_of "$1")" -eq 0 ]; }
+# The app's control panel process (`cernvm-webapi --panel-window`), if it runs under pid $1.
+panel_process_of() { local p; for p in $(pgrep -P "$1" 2>/dev/null); do
+  tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q -- '--panel-window' && echo "$p"; done; }
 has_tray_item() { [ -n "$(tray_item)" ]; }
 
 # Whether window $1 (a title regex) shows rendered content: a blank or unpainted webview has a handful of

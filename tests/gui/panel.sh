@@ -119,7 +119,7 @@ check "the VM runs and its API answers the page" waitfor 3000 marker RUNNING
 check "no panel webview before it is opened" no_webview "$app_pid"
 tray "Open control panel"
 check "Open control panel (tray menu) shows the panel" waitfor 200 window_exists "$PANEL"
-check "the panel has a webview" has_webview "$app_pid"
+check "the panel has a webview (in the panel process)" waitfor 100 has_webview "$app_pid"
 check "the panel shows the daemon's status" eventually 120 status "listening on 127.0.0.1:$app_port"
 check "the panel lists the session: VM name, state, website" \
   eventually 180 sessions "webapi-demo" "Running" "127.0.0.1:$site_port"

@@ -1,5 +1,6 @@
-//! The panel's commands through Tauri's IPC (mock runtime: no display), against a real daemon on a
-//! temporary data dir, with the real settings store, image cache, consent broker and resource monitor.
+//! The panel's commands as the tray serves them for the panel process (`relay`), and through Tauri's IPC
+//! (mock runtime: no display), against a real daemon on a temporary data dir, with the real settings
+//! store, image cache, consent broker and resource monitor.
 
 use std::sync::Arc;
 
@@ -97,7 +98,14 @@ impl Panel {
         }
     }
 
+    /// A command as the tray serves it for the panel process: through `relay` (the production path).
     fn call(&self, cmd: &str, args: Value) -> Result<Value, Value> {
+        tauri::async_runtime::block_on(super::relay::relay_state(self._app.handle(), cmd, &args))
+            .map_err(Value::String)
+    }
+
+    /// The same command through Tauri's IPC, as the panel process's window calls it.
+    fn ipc(&self, cmd: &str, args: Value) -> Result<Value, Value> {
         get_ipc_response(
             &self.webview,
             InvokeRequest {
@@ -292,5 +300,71 @@ fn cache_and_consent_lists() {
     assert!(
         !text.contains("bad.example") && !text.contains("good.example"),
         "{text}"
+    );
+}
+
+/// Every command the panel capability grants is served by the relay, with the arguments named as the
+/// page sends them; the relay and Tauri's IPC give the same answers.
+#[test]
+fn the_relay_serves_every_panel_command_like_the_ipc() {
+    let capability: Value =
+        serde_json::from_str(include_str!("../../capabilities/panel.json")).unwrap();
+    let granted: Vec<String> = capability["permissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p.as_str()?.strip_prefix("allow-"))
+        .map(|p| p.replace('-', "_"))
+        .collect();
+    let mut listed: Vec<String> = super::relay::PANEL_COMMANDS
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    listed.sort();
+    let mut granted_sorted = granted.clone();
+    granted_sorted.sort();
+    assert_eq!(
+        listed, granted_sorted,
+        "PANEL_COMMANDS = the capability's commands"
+    );
+
+    let p = Panel::start(|_| {});
+    let desktop = [
+        "get_start_at_login",
+        "set_start_at_login",
+        "open_logs_folder",
+    ];
+    for cmd in super::relay::PANEL_COMMANDS
+        .iter()
+        .filter(|c| !desktop.contains(c))
+    {
+        // Missing arguments are refused with the argument's name; never "unknown command".
+        if let Err(Value::String(e)) = p.call(cmd, json!({})) {
+            assert!(!e.starts_with("unknown command"), "{cmd}: {e}");
+        }
+    }
+    assert_eq!(
+        p.call("no_such_command", json!({})),
+        Err(Value::String("unknown command \"no_such_command\"".into()))
+    );
+    let e = p.err("session_action", json!({"name": 5, "action": "pause"}));
+    assert!(e.starts_with("session_action: argument name:"), "{e}");
+    for cmd in [
+        "daemon_status",
+        "list_sessions",
+        "get_settings",
+        "blocked_sites",
+        "remembered_sites",
+        "cache_info",
+    ] {
+        assert_eq!(p.call(cmd, json!({})), p.ipc(cmd, json!({})), "{cmd}");
+    }
+    assert_eq!(
+        p.call("unblock_site", json!({"origin": "https://x.example"})),
+        p.ipc("unblock_site", json!({"origin": "https://x.example"}))
+    );
+    assert_eq!(
+        p.call("recent_events", json!({"afterSeq": 1_000_000})),
+        p.ipc("recent_events", json!({"afterSeq": 1_000_000}))
     );
 }

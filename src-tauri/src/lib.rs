@@ -1,6 +1,7 @@
 //! The tray app: a thin Tauri shell over `webapi-core`. It starts the same `Daemon` as
-//! `cvmwebapi serve`, shows a tray icon with a menu, and creates the control panel window on demand.
-//! No webview exists until the user opens one; closing it destroys it (small footprint in the tray).
+//! `cvmwebapi serve`, shows a tray icon with a menu, and opens the control panel on demand in a process
+//! of its own (`panel`, `panel_window`), which ends when it is closed (small footprint in the tray).
+//! Consent dialogs are windows of this process, created per request and destroyed once answered.
 
 mod args;
 mod blocked_menu;

@@ -1,11 +1,11 @@
-//! Gives memory back after the last window closes (Linux). Closing a window destroys its webview and
-//! WebKit's web process goes with it, but two things stay: WebKitGTK keeps its network process as long as
-//! the web context lives, and Tauri keeps the context for the app's whole life on Linux (tauri#14626) —
-//! about 60 MB; and glibc keeps the webview's freed heap in the app process. So when no window is left
-//! (checked again after a short delay), this ends the app's own `WebKitNetworkProcess` children (WebKit
-//! starts a new one when a window opens again) and asks glibc to return free heap pages (`malloc_trim`).
-//! Then, as once after startup, it unmaps the program's and libraries' code pages that are no longer in
-//! use (`webapi_core::footprint`): WebKit's code touched while the panel lived, GTK's start-up code.
+//! Gives memory back (Linux). The control panel runs in a process of its own (`panel`), but the consent
+//! dialogs are windows of this process: closing one destroys its webview and WebKit's web process goes
+//! with it, but WebKitGTK keeps its network process as long as the web context lives, and Tauri keeps the
+//! context for the app's whole life on Linux (tauri#14626) — about 60 MB; and glibc keeps the webview's
+//! freed heap. So when no window is left (checked again after a short delay), this ends the app's own
+//! `WebKitNetworkProcess` children (WebKit starts a new one when a window opens again) and asks glibc to
+//! return free heap pages (`malloc_trim`). Then, as once after startup and after the panel process ended,
+//! it unmaps the program's and libraries' code pages that are no longer in use (`webapi_core::footprint`).
 
 use std::time::Duration;
 

@@ -40,6 +40,7 @@ measure() {
     anon=$(kb "/proc/$p/status" RssAnon); file=$(kb "/proc/$p/status" RssFile)
     [ -n "$rss" ] || continue
     name=$(cat "/proc/$p/comm" 2>/dev/null)
+    tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q -- '--panel-window' && name="$name (panel)"
     trss=$((trss + rss)); tpss=$((tpss + ${pss:-0})); tanon=$((tanon + ${anon:-0})); tfile=$((tfile + ${file:-0}))
     parts+=("$name $((rss / 1024))")
   done

@@ -60,26 +60,43 @@ fn show(app: &AppHandle, session: Option<String>) {
     drop(link);
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
-        if let Err(e) = serve(&app, session, rx).await {
+        let mut rx = rx;
+        if let Err(e) = serve(&app, session, &mut rx, &tx).await {
             tracing::error!("control panel: {e}");
         }
-        // Forget this process (unless a newer one took its place).
-        if let Some(host) = app.try_state::<PanelHost>() {
-            let mut link = host.link.lock().unwrap_or_else(|e| e.into_inner());
-            if link.as_ref().is_some_and(|l| l.same_channel(&tx)) {
-                *link = None;
+        forget(&app, &tx);
+        // A "show" that reached this process while its window was closing: open a new one.
+        let mut reopen = None;
+        while let Ok(message) = rx.try_recv() {
+            if let ToPanel::Show { session } = message {
+                reopen = Some(session);
             }
+        }
+        if let Some(session) = reopen {
+            show(&app, session);
+            return;
         }
         tokio::time::sleep(RELEASE_DELAY).await;
         crate::webview_release::release_code_pages("control panel closed");
     });
 }
 
+/// Forgets the process behind `tx` (unless a newer one took its place): the next "show" starts a new one.
+fn forget(app: &AppHandle, tx: &mpsc::UnboundedSender<ToPanel>) {
+    if let Some(host) = app.try_state::<PanelHost>() {
+        let mut link = host.link.lock().unwrap_or_else(|e| e.into_inner());
+        if link.as_ref().is_some_and(|l| l.same_channel(tx)) {
+            *link = None;
+        }
+    }
+}
+
 /// Runs one panel process until it exits.
 async fn serve(
     app: &AppHandle,
     session: Option<String>,
-    mut shows: mpsc::UnboundedReceiver<ToPanel>,
+    shows: &mut mpsc::UnboundedReceiver<ToPanel>,
+    link: &mpsc::UnboundedSender<ToPanel>,
 ) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the program: {e}"))?;
     let mut command = tokio::process::Command::new(exe);
@@ -102,7 +119,9 @@ async fn serve(
 
     // The panel's calls, answered by tasks of their own (a slow action must not hold up the others).
     let (replies_tx, mut replies) = mpsc::unbounded_channel::<ToPanel>();
+    let (closing_tx, mut closing) = mpsc::unbounded_channel::<()>();
     let caller = app.clone();
+    let this_link = link.clone();
     let reader = tauri::async_runtime::spawn(async move {
         let mut from_panel = tokio::io::BufReader::new(from_panel);
         loop {
@@ -115,6 +134,15 @@ async fn serve(
                 }
             };
             match panel_link::decode::<ToTray>(&line) {
+                Ok(ToTray::Closing) => {
+                    let _ = closing_tx.send(());
+                }
+                Ok(ToTray::Unshown { session }) => {
+                    // Its window was already closing: a new process shows the panel.
+                    let _ = closing_tx.send(());
+                    forget(&caller, &this_link);
+                    show(&caller, session);
+                }
                 Ok(ToTray::Call { id, cmd, args }) => {
                     let (app, replies) = (caller.clone(), replies_tx.clone());
                     tauri::async_runtime::spawn(async move {
@@ -129,10 +157,18 @@ async fn serve(
 
     let mut feed = app.state::<ShellState>().daemon.events().subscribe();
     let mut feed_open = true;
+    let mut ending = false;
     let status = loop {
         let message = tokio::select! {
             status = child.wait() => break status,
-            Some(m) = shows.recv() => m,
+            // The window is gone: "show" requests from now on start a new process; those already
+            // queued are left for the caller (see `show`).
+            Some(()) = closing.recv(), if !ending => {
+                ending = true;
+                forget(app, link);
+                continue;
+            }
+            Some(m) = shows.recv(), if !ending => m,
             Some(m) = replies.recv() => m,
             event = feed.recv(), if feed_open => match event {
                 Ok(e) => ToPanel::Event(serde_json::to_value(&e).unwrap_or_default()),

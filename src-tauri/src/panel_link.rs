@@ -15,6 +15,10 @@ pub const MAX_LINE: usize = 4 * 1024 * 1024;
 pub enum ToTray {
     /// A Tauri command of the panel's page, with its arguments as the page sent them.
     Call { id: u64, cmd: String, args: Value },
+    /// The window was closed: the process is ending, a new panel needs a new process.
+    Closing,
+    /// A [`ToPanel::Show`] came while the window was already closing: the tray must start a new panel.
+    Unshown { session: Option<String> },
 }
 
 /// From the tray to the panel process.
@@ -107,6 +111,7 @@ mod tests {
                 m
             );
         }
+        assert_eq!(decode::<ToTray>(b"\"closing\"").unwrap(), ToTray::Closing);
         assert!(decode::<ToTray>(b"{\"call\":{}}").is_err());
         assert!(decode::<ToTray>(&vec![b' '; MAX_LINE + 1]).is_err());
     }

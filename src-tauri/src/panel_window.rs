@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, Read, Write};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
@@ -27,6 +27,8 @@ struct Relay {
     pending: Mutex<HashMap<u64, oneshot::Sender<Answer>>>,
     next_id: AtomicU64,
     out: Mutex<Option<std::io::Stdout>>,
+    /// The window is being closed (the process ends with it).
+    window_closing: AtomicBool,
 }
 
 impl Relay {
@@ -56,6 +58,15 @@ impl Relay {
         rx
     }
 
+    /// Sends a message to the tray (no answer expected).
+    fn tell(&self, message: &ToTray) {
+        let line = panel_link::encode(message);
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(out) = out.as_mut() {
+            let _ = out.write_all(line.as_bytes()).and_then(|_| out.flush());
+        }
+    }
+
     fn answer(&self, id: u64, result: Answer) {
         if let Some(tx) = self
             .pending
@@ -75,6 +86,7 @@ pub fn run(session: Option<String>) -> ExitCode {
         ..Relay::default()
     });
     let calls = relay.clone();
+    let closing = relay.clone();
     let built = tauri::Builder::default()
         .invoke_handler(move |invoke: Invoke<Wry>| {
             let cmd = invoke.message.command().to_string();
@@ -101,7 +113,21 @@ pub fn run(session: Option<String>) -> ExitCode {
         .build(crate::context());
     match built {
         Ok(app) => {
-            app.run(|_, _| {});
+            app.run(move |_, event| {
+                // The window is closing: the tray starts a new process for the next "show".
+                if let tauri::RunEvent::WindowEvent { event, .. } = event {
+                    match event {
+                        tauri::WindowEvent::CloseRequested { .. } => {
+                            closing.window_closing.store(true, Ordering::SeqCst);
+                        }
+                        tauri::WindowEvent::Destroyed => {
+                            closing.window_closing.store(true, Ordering::SeqCst);
+                            closing.tell(&ToTray::Closing);
+                        }
+                        _ => {}
+                    }
+                }
+            });
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -151,7 +177,13 @@ fn listen(app: AppHandle, relay: Arc<Relay>) {
                 Ok(ToPanel::Event(event)) => {
                     let _ = app.emit_to(LABEL, DAEMON_EVENT, event);
                 }
-                Ok(ToPanel::Show { session }) => show(&app, session),
+                Ok(ToPanel::Show { session }) => {
+                    if relay.window_closing.load(Ordering::SeqCst) {
+                        relay.tell(&ToTray::Unshown { session });
+                    } else {
+                        show(&app, session);
+                    }
+                }
                 Err(e) => eprintln!("cernvm-webapi panel: the tray app sent {e}"),
             }
         }

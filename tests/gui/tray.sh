@@ -86,6 +86,18 @@ check "the panel opens again (after the release)" waitfor 100 window_exists "$TI
 check "the panel renders its page again" waitfor 200 window_rendered "$TITLE" "$OUT/panel-again.png"
 wmctrl -c 'CernVM WebAPI'
 check "closing it again removes the window" waitfor 50 no_window "$TITLE"
+# Opened from the tray right after asking the window to close: a panel must appear, shown by a new panel
+# process (the closing one tells the tray it is ending, or that it could not show itself; the timing
+# here does not single out which of these paths runs).
+tray_click "$ITEM" "$MENU" "Open control panel"
+check "the panel opens once more" waitfor 100 window_exists "$TITLE"
+waitfor 200 window_rendered "$TITLE" "$OUT/panel-third.png"
+wmctrl -c 'CernVM WebAPI'
+tray_click "$ITEM" "$MENU" "Open control panel"
+sleep 1  # the closing window is gone by now; what shows is the new process's
+check "a panel opened right as the last one closes appears" waitfor 150 window_exists "$TITLE"
+check "... and renders" waitfor 200 window_rendered "$TITLE" "$OUT/panel-reopened.png"
+wmctrl -c 'CernVM WebAPI'; waitfor 50 no_window "$TITLE"
 check "the app lives on in the tray after closing the panel" alive
 check "/info still answers" info
 

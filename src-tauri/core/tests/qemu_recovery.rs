@@ -1,6 +1,6 @@
 //! A real QEMU VM (TCG, booted from the test guest ISO with a scratch disk) outlives the `Vm` object that
 //! started it (a daemon killed without cleanup), is found again through its handle, and reports the guest
-//! powering itself off as an event.
+//! powering itself off as a state change, and its QEMU process killed as a failure.
 
 #![cfg(target_os = "linux")]
 
@@ -63,6 +63,7 @@ async fn reattach_after_daemon_death_and_guest_poweroff_event() {
         loop {
             match events.recv().await.unwrap() {
                 VmEvent::StateChanged(s) => return s,
+                VmEvent::Failure(m) => panic!("a guest power-off reported as a failure: {m}"),
                 other => eprintln!("event {other:?}"),
             }
         }
@@ -83,6 +84,33 @@ async fn reattach_after_daemon_death_and_guest_poweroff_event() {
     // a dead VM re-attaches as powered off
     let vm2 = hv.reattach(&spec, &handle).await.expect("reattach dead");
     drop(vm2);
+
+    // QEMU killed (as by the OOM killer) → Failure, then StateChanged(PoweredOff)
+    vm.boot().await.expect("boot again");
+    let pid = handle_pid(&vm.handle());
+    let _guard = KillOnDrop(pid);
+    let mut events = vm.events();
+    // SAFETY: kill(2) on a pid this test started; no memory is involved.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
+    let seen = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut seen = Vec::new();
+        loop {
+            let ev = events.recv().await.unwrap();
+            let done = matches!(ev, VmEvent::StateChanged(_));
+            seen.push(ev);
+            if done {
+                return seen;
+            }
+        }
+    })
+    .await
+    .expect("no state event after QEMU was killed");
+    assert!(
+        matches!(&seen[..], [VmEvent::Failure(m), VmEvent::StateChanged(VmState::PoweredOff)] if m.contains("unexpectedly")),
+        "events after the kill: {seen:?}"
+    );
+    assert_eq!(vm.state().await.unwrap(), VmState::PoweredOff);
+
     vm.destroy().await.expect("destroy");
     assert!(!spec.dir.exists());
 }

@@ -130,6 +130,14 @@ pub fn log_events(signals: &[LogSignal]) -> Vec<VmEvent> {
     out
 }
 
+/// A VM seen `aborted` that ran or was paused: its VirtualBox process ended without a shutdown
+/// (killed or crashed). `aborted` found when the VM was already down is old news, not a failure.
+pub fn abort_failure(raw_state: &str, before: VmState) -> Option<&'static str> {
+    let was_up = matches!(before, VmState::Running | VmState::Paused);
+    (was_up && matches!(raw_state, "aborted" | "aborted-saved"))
+        .then_some("the VM's VirtualBox process ended unexpectedly (killed or crashed)")
+}
+
 /// Reads what was appended to a log since `offset` (at most [`MAX_LOG_CHUNK`]); a shorter file than
 /// `offset` means a new log (VirtualBox rotates `VBox.log` at each start), read from its start.
 pub async fn read_new(path: &Path, offset: u64) -> std::io::Result<(String, u64)> {
@@ -175,8 +183,14 @@ pub fn spawn(
             match info.observed() {
                 Some(Observed::Stable(state)) => {
                     stuck_reported = false;
-                    if state != shared.known() {
+                    let before = shared.known();
+                    if state != before {
                         shared.set_known(state);
+                        if let Some(message) =
+                            info.raw_state().and_then(|r| abort_failure(r, before))
+                        {
+                            let _ = events.send(VmEvent::Failure(message.into()));
+                        }
                         let _ = events.send(VmEvent::StateChanged(state));
                     }
                 }
@@ -246,6 +260,15 @@ mod tests {
         std::fs::write(&p, "x\n").unwrap();
         let (text, _) = read_new(&p, off2).await.unwrap();
         assert_eq!(text, "x\n", "a shorter file is a new log");
+    }
+
+    #[test]
+    fn an_abort_of_a_running_vm_is_a_failure_once() {
+        assert!(abort_failure("aborted", VmState::Running).is_some());
+        assert!(abort_failure("aborted-saved", VmState::Paused).is_some());
+        assert_eq!(abort_failure("aborted", VmState::PoweredOff), None);
+        assert_eq!(abort_failure("poweroff", VmState::Running), None);
+        assert_eq!(abort_failure("saved", VmState::Running), None);
     }
 
     #[test]

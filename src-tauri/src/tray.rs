@@ -384,6 +384,9 @@ fn all(app: &AppHandle, action: Control, from: SessionState) {
 fn session_action(app: &AppHandle, action: model::SessionAction, name: String) {
     use model::SessionAction as A;
     let control = match action {
+        // The volunteer's Start keeps the website's start values: `resume` drives the VM to running
+        // from any state without replacing them (shared/spec/protocol.md §2.5), where `start` would.
+        A::Start => Control::Resume,
         A::Pause => Control::Pause,
         A::Resume => Control::Resume,
         A::Stop => Control::Stop,

@@ -116,3 +116,51 @@ async fn a_restart_with_a_wrong_secret_is_still_refused() {
     let f = c.event("failed", &id).await;
     assert_eq!(f["data"][1], -20);
 }
+
+/// The volunteer's Start (tray menu, control panel) sends `Control::Resume` to a stopped session: the VM
+/// runs again and the page's start values stay in the record, where the page's own `start` would replace
+/// them.
+#[tokio::test]
+async fn a_volunteer_start_after_a_stop_keeps_the_pages_start_values() {
+    use webapi_core::session::{Control, Outbox, Reply};
+    let fakes = Fakes::new();
+    let d = start_daemon(fakes.services(), test_limits(), &fakes.data_dir()).await;
+    let mut c = Client::connect(d.addr).await;
+    c.handshake().await;
+    let sid = c.open(VMCP_URL).await;
+    c.act("start", sid, json!({"parameters": {"who": "me"}}))
+        .await;
+    assert_eq!(c.state_changed(sid).await, 5);
+    c.act("stop", sid, json!({})).await;
+    assert_eq!(c.state_changed(sid).await, 2, "powered off");
+
+    let handle = d.state.registry().sessions().remove(0);
+    let (outbox, mut frames, _) = Outbox::new(16, 0);
+    let reply = Reply {
+        request_id: "volunteer".into(),
+        wire_id: 0,
+        outbox,
+        in_flight: None,
+    };
+    handle
+        .send(Command::Control {
+            action: Control::Resume,
+            reply,
+        })
+        .await
+        .unwrap();
+    let answer: Value = serde_json::from_str(&frames.recv().await.unwrap()).unwrap();
+    assert_eq!(answer["name"], "succeed", "{answer}");
+    assert_eq!(c.state_changed(sid).await, 5, "running again");
+
+    let sessions = fakes.data_dir().join("sessions");
+    let file = std::fs::read_dir(&sessions)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap();
+    let record: Value =
+        serde_json::from_str(&std::fs::read_to_string(file.path()).unwrap()).unwrap();
+    assert_eq!(record["user_values"]["who"], "me", "{record}");
+    d.stop().await;
+}

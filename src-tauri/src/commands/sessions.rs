@@ -41,7 +41,9 @@ pub async fn session_action(
 
 fn parse_action(action: &str) -> Result<Control, String> {
     Ok(match action {
-        "start" => Control::Start(BTreeMap::new()),
+        // The volunteer's Start keeps the website's start values: `resume` drives the VM to running from
+        // any state without replacing them (shared/spec/protocol.md §2.5), where `start` would.
+        "start" => Control::Resume,
         "pause" => Control::Pause,
         "resume" => Control::Resume,
         "stop" => Control::Stop,
@@ -80,7 +82,11 @@ mod tests {
     #[test]
     fn actions_are_parsed_strictly() {
         assert_eq!(parse_action("pause"), Ok(Control::Pause));
-        assert_eq!(parse_action("start"), Ok(Control::Start(BTreeMap::new())));
+        assert_eq!(
+            parse_action("start"),
+            Ok(Control::Resume),
+            "keeps the start values"
+        );
         let err = parse_action("format-disk").unwrap_err();
         assert!(err.contains("unknown action"), "{err}");
     }

@@ -23,6 +23,7 @@ pub struct SessionView {
 /// A per-session action offered in its submenu.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionAction {
+    Start,
     Pause,
     Resume,
     Stop,
@@ -33,6 +34,7 @@ pub enum SessionAction {
 impl SessionAction {
     pub fn label(self) -> &'static str {
         match self {
+            Self::Start => "Start",
             Self::Pause => "Pause",
             Self::Resume => "Resume",
             Self::Stop => "Stop",
@@ -44,6 +46,7 @@ impl SessionAction {
     /// The menu-id word of the action (`session:<word>:<name>`).
     pub fn word(self) -> &'static str {
         match self {
+            Self::Start => "start",
             Self::Pause => "pause",
             Self::Resume => "resume",
             Self::Stop => "stop",
@@ -54,6 +57,7 @@ impl SessionAction {
 
     pub fn from_word(word: &str) -> Option<Self> {
         [
+            Self::Start,
             Self::Pause,
             Self::Resume,
             Self::Stop,
@@ -91,7 +95,9 @@ pub fn state_words(state: SessionState) -> &'static str {
 }
 
 /// The actions a session in `state` offers: Pause when running, Resume when paused or hibernated, Stop
-/// while a VM is up (running, paused or hibernated); the website and panel always.
+/// while a VM is up (running, paused or hibernated), Start when stopped (after a Stop or a crash; the
+/// website's start values are kept); the website and panel always. A session whose VM was never started
+/// waits for its website.
 pub fn actions_for(state: SessionState) -> Vec<SessionAction> {
     let mut actions = Vec::new();
     match state {
@@ -99,7 +105,8 @@ pub fn actions_for(state: SessionState) -> Vec<SessionAction> {
         SessionState::Paused | SessionState::Saved => {
             actions.extend([SessionAction::Resume, SessionAction::Stop])
         }
-        SessionState::Missing | SessionState::Available | SessionState::PowerOff => {}
+        SessionState::PowerOff => actions.push(SessionAction::Start),
+        SessionState::Missing | SessionState::Available => {}
     }
     actions.extend([SessionAction::OpenWebsite, SessionAction::ShowInPanel]);
     actions
@@ -278,7 +285,7 @@ mod tests {
         );
         assert_eq!(
             actions_for(SessionState::PowerOff),
-            [OpenWebsite, ShowInPanel]
+            [Start, OpenWebsite, ShowInPanel]
         );
         assert_eq!(
             actions_for(SessionState::Missing),
@@ -289,6 +296,7 @@ mod tests {
     #[test]
     fn session_ids_round_trip_and_reject_others() {
         for action in [
+            SessionAction::Start,
             SessionAction::Pause,
             SessionAction::Resume,
             SessionAction::Stop,

@@ -3,11 +3,13 @@
 # signed VMCP for the test guest; its page, in headless Chromium (tests/browser/tray-vm-driver.mjs),
 # asks the real tray app for a session over the WebSocket API; the consent dialog is answered with
 # xdotool; the guest boots under QEMU. Over dbusmenu the test checks the session's submenu (origin, VM,
-# state line), pauses and resumes the VM with the submenu's own items, sees "Virtual machine started"
-# reach dunst, quits from the menu and answers the Quit question with Return (its default, hibernate),
+# state line), pauses and resumes the VM with the submenu's own items, sees "VM image downloaded" and
+# "Virtual machine started" reach dunst, quits from the menu and answers the Quit question with Return (its default, hibernate),
 # checks the QEMU process is gone and the VM's state was saved, restarts the app, finds the session
 # hibernated in the menu and resumes it from there: the guest answers with the same boot id and a larger
-# uptime (the same VM, restored, not rebooted). Prints "N passed, M failed".
+# uptime (the same VM, restored, not rebooted). Then Stop, Start (a fresh boot), and the QEMU process
+# killed as the OOM killer would: "Virtual machine failed" reaches dunst and the session shows stopped.
+# Prints "N passed, M failed".
 # Usage: tests/gui/run.sh tests/gui/tray-vm.sh [path/to/cernvm-webapi [path/to/cvmwebapi]]
 # Environment: CI=true (missing tools fail instead of skipping), E2E_OUT (artifacts).
 set -u
@@ -146,6 +148,7 @@ grep "^RUNNING" "$OUT/driver.log"
 boot_id=$(sed -n 's/^RUNNING .*boot_id=\([^ ]*\).*/\1/p' "$OUT/driver.log")
 check "a QEMU process runs the VM" has_qemu
 check "notification: 'Virtual machine started' reaches dunst" waitfor 100 history_has "Virtual machine started"
+check "notification: 'VM image downloaded' names the image" history_has "“guest.iso”"
 check "the notification names the website and the VM" history_has "$origin started “$vm”"
 
 # ---- Pause and Resume with the submenu's own items ----
@@ -213,6 +216,17 @@ check "its uptime went on ($up1 s → $up2 s)" bash -c "[ -n '$up1' ] && [ -n '$
 tray_click "$ITEM" "$MENU" Stop
 check "Stop from the menu: the state line shows stopped" waitfor 1200 state_is Stopped
 check "Stop ends the QEMU process" waitfor 300 no_qemu
+
+# ---- the VM's process dies (as by the OOM killer): the volunteer is told ----
+check "the stopped session offers Start" has_entry Start
+tray_click "$ITEM" "$MENU" Start
+check "Start from the menu boots the stopped VM" waitfor 1200 has_qemu
+check "... and the state line shows running" waitfor 1200 state_is Running
+kill -KILL $(our_qemu) 2>/dev/null
+check "notification: 'Virtual machine failed' reaches dunst" waitfor 300 history_has "Virtual machine failed"
+check "it says the VM's process ended unexpectedly" history_has "ended unexpectedly"
+check "the state line shows stopped after the crash" waitfor 300 state_is Stopped
+check "the crashed session offers Start" has_entry Start
 tray_click "$ITEM" "$MENU" Quit
 check "Quit with no VM running exits at once" waitfor 100 bash -c "! kill -0 $app_pid"
 dunstctl history >"$OUT/dunst-history.json" 2>/dev/null

@@ -57,8 +57,9 @@ step "gui e2e demo" timeout 900 tests/gui/run.sh tests/gui/demo.sh \
 # The README's `make run` from a fresh home folder: deps, build (warm here), demo site, tray app, the page
 # opened by xdg-open, the consent dialog on "Request session".
 step "gui e2e make run" timeout 900 tests/gui/run.sh tests/gui/run-contract.sh
-# The tray menu following a real session from the demo page: pause/resume over dbusmenu, Quit hibernates,
-# a restart brings the same VM back; notifications for the image, the start and a killed VM reach dunst.
+# The tray menu following a real session from the demo page: pause/resume over dbusmenu; Quit cancels,
+# hibernates (a restart brings the same VM back) or leaves the VM running (a restart takes it over);
+# Stop and Start; notifications for the image, the start and a killed VM reach dunst.
 step "gui e2e tray-vm" timeout 1200 tests/gui/run.sh tests/gui/tray-vm.sh \
   "$CARGO_TARGET_DIR/debug/cernvm-webapi" "$CARGO_TARGET_DIR/debug/cvmwebapi"
 # The control panel: a real session (demo site + QEMU), the panel opened from the tray, read by OCR;

@@ -4,12 +4,13 @@
 # asks the real tray app for a session over the WebSocket API; the consent dialog is answered with
 # xdotool; the guest boots under QEMU. Over dbusmenu the test checks the session's submenu (origin, VM,
 # state line), pauses and resumes the VM with the submenu's own items, sees "VM image downloaded" and
-# "Virtual machine started" reach dunst, quits from the menu and answers the Quit question with Return (its default, hibernate),
-# checks the QEMU process is gone and the VM's state was saved, restarts the app, finds the session
-# hibernated in the menu and resumes it from there: the guest answers with the same boot id and a larger
-# uptime (the same VM, restored, not rebooted). Then Stop, Start (a fresh boot), and the QEMU process
-# killed as the OOM killer would: "Virtual machine failed" reaches dunst and the session shows stopped.
-# Prints "N passed, M failed".
+# "Virtual machine started" reach dunst. Quit asks: Escape cancels (app and VM run on); Return answers
+# the default, hibernate: the QEMU process is gone and the VM's state saved. The restarted app shows the
+# session hibernated and resumes it from the menu: the guest answers with the same boot id and a larger
+# uptime (restored, not rebooted). Then Stop, Start (a fresh boot), Quit with "Leave running and quit"
+# (Tab, Return): QEMU outlives the app, and the app started again takes the same process over. Last, the
+# QEMU process killed as the OOM killer would: "Virtual machine failed" reaches dunst and the session
+# shows stopped, offering Start. Prints "N passed, M failed".
 # Usage: tests/gui/run.sh tests/gui/tray-vm.sh [path/to/cernvm-webapi [path/to/cvmwebapi]]
 # Environment: CI=true (missing tools fail instead of skipping), E2E_OUT (artifacts).
 set -u
@@ -171,17 +172,32 @@ echo leave >&7
 check "the page closes, leaving the VM" waitfor 300 marker LEFT
 check "the VM still runs without its page" has_qemu
 
-# ---- Quit asks, Return hibernates ----
-tray_click "$ITEM" "$MENU" Quit
+# ---- Quit asks: Escape cancels, Return hibernates ----
 quit_window() { xdotool search --onlyvisible --name "^Quit CernVM WebAPI\$" 2>/dev/null | head -1; }
-q=
-for _ in $(seq 300); do q=$(quit_window); [ -n "$q" ] && break; sleep 0.1; done
+no_quit_window() { [ -z "$(quit_window)" ]; }
+# ask_quit: clicks Quit in the menu and waits for its question; sets q to its window (empty if none).
+ask_quit() {
+  q=
+  tray_click "$ITEM" "$MENU" Quit
+  for _ in $(seq 300); do q=$(quit_window); [ -n "$q" ] && break; sleep 0.1; done
+}
+ask_quit
 if [ -n "$q" ]; then
-  ok "Quit with a running VM asks first"
+  ok "Quit with a running VM asks"
+  xdotool windowactivate --sync "$q" key --clearmodifiers Escape 2>/dev/null
+  check "Escape cancels the Quit" waitfor 100 grep -q "Quit dialog answered.*Cancel" "$OUT/app-1.log"
+  check "... the question goes away" waitfor 100 no_quit_window
+  check "... and the app and its VM run on" bash -c "kill -0 $app_pid && [ -n \"$(our_qemu)\" ]"
+else
+  bad "Quit with a running VM asks"
+fi
+ask_quit
+if [ -n "$q" ]; then
+  ok "Quit asks again"
   import -window root "$OUT/quit-question.png" 2>/dev/null
   xdotool windowactivate --sync "$q" key --clearmodifiers Return 2>/dev/null
 else
-  bad "Quit with a running VM asks first"
+  bad "Quit asks again"
 fi
 check "Return answers the default: hibernate" waitfor 100 grep -q "Quit dialog answered.*Hibernate" "$OUT/app-1.log"
 check "the app exits after saving the VM" waitfor 3000 bash -c "! kill -0 $app_pid"
@@ -217,11 +233,37 @@ tray_click "$ITEM" "$MENU" Stop
 check "Stop from the menu: the state line shows stopped" waitfor 1200 state_is Stopped
 check "Stop ends the QEMU process" waitfor 300 no_qemu
 
-# ---- the VM's process dies (as by the OOM killer): the volunteer is told ----
+# ---- Start from the menu: the stopped VM boots again ----
 check "the stopped session offers Start" has_entry Start
 tray_click "$ITEM" "$MENU" Start
 check "Start from the menu boots the stopped VM" waitfor 1200 has_qemu
 check "... and the state line shows running" waitfor 1200 state_is Running
+qemu_before=$(our_qemu)
+
+# ---- Quit, "Leave running and quit": the VM outlives the app, which takes it over when restarted ----
+ask_quit
+if [ -n "$q" ]; then
+  ok "Quit with the started VM asks"
+  # The buttons: Hibernate and quit (default, focused), Leave running and quit, Cancel.
+  xdotool windowactivate --sync "$q" key --clearmodifiers Tab Return 2>/dev/null
+else
+  bad "Quit with the started VM asks"
+fi
+check "Tab, Return answers: leave running" waitfor 100 grep -q "Quit dialog answered.*LeaveRunning" "$OUT/app-2.log"
+check "the app exits at once" waitfor 150 bash -c "! kill -0 $app_pid"
+wait "$app_pid"; rc=$?
+check "it exits with code 0 (got $rc)" test "$rc" -eq 0
+check "the VM's QEMU process runs on without the app" bash -c "[ -n '$qemu_before' ] && kill -0 $qemu_before"
+if ! start_app "$OUT/app-3.log"; then
+  bad "the app starts again"; tail -5 "$OUT/app-3.log"; summary; exit 1
+fi
+ok "the app starts again"
+check "its tray item registers" waitfor 100 find_menu
+check "the menu shows the session, running" waitfor 200 state_is Running
+check "it took over the same QEMU process" test "$(our_qemu)" = "$qemu_before"
+check "the taken-over guest answers" waitfor 1200 guest_status
+
+# ---- the VM's process dies (as by the OOM killer): the volunteer is told ----
 kill -KILL $(our_qemu) 2>/dev/null
 check "notification: 'Virtual machine failed' reaches dunst" waitfor 300 history_has "Virtual machine failed"
 check "it says the VM's process ended unexpectedly" history_has "ended unexpectedly"

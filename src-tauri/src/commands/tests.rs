@@ -368,3 +368,136 @@ fn the_relay_serves_every_panel_command_like_the_ipc() {
         p.ipc("recent_events", json!({"afterSeq": 1_000_000}))
     );
 }
+
+/// The differences in shape between a real answer and the fixture's: object keys, and the JSON type of
+/// each value (a `null` on either side matches anything: optional fields). Arrays compare their first
+/// elements.
+fn shape_differences(real: &Value, fixture: &Value, path: &str) -> Vec<String> {
+    match (real, fixture) {
+        (Value::Null, _) | (_, Value::Null) => Vec::new(),
+        (Value::Object(r), Value::Object(f)) => {
+            let mut out = Vec::new();
+            for key in r.keys().filter(|k| !f.contains_key(*k)) {
+                out.push(format!("{path}.{key}: missing in the fixture"));
+            }
+            for key in f.keys().filter(|k| !r.contains_key(*k)) {
+                out.push(format!("{path}.{key}: not in the real answer"));
+            }
+            for (key, value) in r.iter().filter(|(k, _)| f.contains_key(*k)) {
+                out.extend(shape_differences(value, &f[key], &format!("{path}.{key}")));
+            }
+            out
+        }
+        (Value::Array(r), Value::Array(f)) => match (r.first(), f.first()) {
+            (Some(r), Some(f)) => shape_differences(r, f, &format!("{path}[0]")),
+            _ => Vec::new(),
+        },
+        (Value::Number(_), Value::Number(_))
+        | (Value::String(_), Value::String(_))
+        | (Value::Bool(_), Value::Bool(_)) => Vec::new(),
+        (r, f) => vec![format!("{path}: {r} here, {f} in the fixture")],
+    }
+}
+
+/// tests/browser/fixtures/panel-answers.json (what the panel's accessibility test runs on) has the shape
+/// of the real commands' answers: a renamed or added field fails here, not silently in the browser test.
+#[test]
+fn the_browser_tests_panel_fixture_has_the_real_answers_shape() {
+    use webapi_core::daemon::panel::SessionRow;
+    use webapi_core::idle::IdlePolicy;
+    use webapi_core::monitor::Sample;
+
+    let fixture: Value = serde_json::from_str(include_str!(
+        "../../../tests/browser/fixtures/panel-answers.json"
+    ))
+    .unwrap();
+    let p = Panel::start(|data| {
+        std::fs::write(
+            data.root().join("consent.json"),
+            r#"{"version":1,"blocked":[{"origin":"https://bad.example","since":1700000000}],"allowed":[{"origin":"https://good.example","since":1700000001}]}"#,
+        )
+        .unwrap();
+    });
+    p.daemon
+        .events()
+        .publish(webapi_core::events::EventKind::SiteBlocked {
+            origin: "https://a.example".into(),
+        });
+    let mut real = serde_json::Map::new();
+    for cmd in [
+        "daemon_status",
+        "idle_info",
+        "get_settings",
+        "cache_info",
+        "blocked_sites",
+        "remembered_sites",
+    ] {
+        real.insert(cmd.into(), p.ok(cmd, json!({})));
+    }
+    let event = p.ok("recent_events", json!({"afterSeq": 0}))[0].clone();
+    // A session row and a sample as `list_sessions` / `session_samples` serialise them (this daemon
+    // has no session, so they are built here from the real types).
+    let policy = IdlePolicy {
+        controlled: true,
+        min_cap: 50,
+        max_cap: 90,
+        flags: 0,
+    };
+    let row = SessionRow {
+        name: "n".into(),
+        origin: "https://o".into(),
+        vm: "v".into(),
+        state: "running",
+        state_code: 5,
+        cpus: 1,
+        memory_mb: 1,
+        disk_mb: 1,
+        cap: 1,
+        applied_cap: Some(1),
+        idle_policy: policy,
+        user_policy: Some(policy),
+        image: "i".into(),
+        api_url: Some("u".into()),
+        busy: false,
+        held_by_hand: false,
+    };
+    real.insert("list_sessions".into(), json!([row]));
+    let sample = Sample {
+        at_ms: 1,
+        cap: Some(1),
+        cpu_percent: Some(1.0),
+    };
+
+    let mut differences = Vec::new();
+    for (cmd, answer) in &real {
+        let shown = fixture
+            .get(cmd)
+            .unwrap_or_else(|| panic!("the fixture has no answer for {cmd}"));
+        differences.extend(shape_differences(answer, shown, cmd));
+    }
+    // The fixture's event of the same kind.
+    let same_kind = fixture["recent_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == event["kind"])
+        .expect("the fixture has a site-blocked event");
+    differences.extend(shape_differences(
+        &event,
+        same_kind,
+        "recent_events[site-blocked]",
+    ));
+    // Per-session samples: compare the fixture's first session's list.
+    let fixture_samples = fixture["session_samples"].as_object().unwrap();
+    let first = fixture_samples.values().next().unwrap();
+    differences.extend(shape_differences(
+        &json!([sample]),
+        first,
+        "session_samples.*",
+    ));
+    assert!(differences.is_empty(), "{differences:#?}");
+    assert!(
+        shape_differences(&json!({"a": 1}), &json!({"a": "x", "b": 2}), "t").len() == 2,
+        "the comparison itself finds a type change and an extra key"
+    );
+}

@@ -95,7 +95,8 @@ export async function startDaemon({ port, dataDir, args = [] } = {}) {
 // ---------------------------------------------------------------------------------------------
 
 const MIME = { ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css", ".svg": "image/svg+xml", ".json": "application/json" };
-const ROOTS = { "/sdk/": join(repoRoot, "ui/sdk"), "/demo/": join(repoRoot, "ui/demo"), "/pages/": join(repoRoot, "tests/browser/pages") };
+const ROOTS = { "/sdk/": join(repoRoot, "ui/sdk"), "/demo/": join(repoRoot, "ui/demo"), "/pages/": join(repoRoot, "tests/browser/pages"),
+  "/ui/": join(repoRoot, "ui") };
 
 function serveStatic(req, res) {
   const path = decodeURIComponent(new URL(req.url, "http://x").pathname);
@@ -117,7 +118,7 @@ function listen(server, host = "127.0.0.1") {
   return new Promise((res) => server.listen(0, host, () => res(server.address().port)));
 }
 
-/** Serves ui/sdk, ui/demo and tests/browser/pages on http://127.0.0.1:PORT. */
+/** Serves ui/sdk, ui/demo, tests/browser/pages and ui (the control panel) on http://127.0.0.1:PORT. */
 export async function startStaticServer() {
   const server = createHttpServer(serveStatic);
   const port = await listen(server);

@@ -2,7 +2,8 @@
 # The project's whole test suite, as the README's `make test` runs it: installs what a fresh Debian/Ubuntu
 # machine lacks, checks formatting and lints, runs the core tests (real QEMU VMs, loopback servers, Xvfb),
 # the tray app's tests (Tauri mock runtime), the GUI end-to-end tests (Xvfb + D-Bus + tray host), the JS
-# client library's build check and its browser tests (headless Chromium against the real daemon).
+# client library's build check and its browser tests (headless Chromium against the real daemon; the
+# control panel's accessibility).
 # Every step runs even when an earlier one failed. Prints each step's wall time, and ends with one line
 # "total: N passed, M failed"; exits non-zero when any step failed.
 # Counted: cargo's "test result: ... N passed; M failed" lines, and each script's last "N passed, M failed".

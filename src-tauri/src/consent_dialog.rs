@@ -262,4 +262,59 @@ mod tests {
             "a second answer finds nothing"
         );
     }
+
+    /// The consent views tests/browser/fixtures/consent-views.json holds for the dialog's accessibility
+    /// test (a trusted https site; an untrusted http site with a long name): exactly what the dialog
+    /// receives for these requests. `UPDATE_FIXTURES=1` rewrites the file after a deliberate change.
+    #[test]
+    fn the_browser_tests_consent_fixture_is_the_real_view() {
+        let request = |origin: &str, vm_name: &str, trusted: bool| {
+            ConsentDialog::new(webapi_core::consent::ConsentRequest {
+                origin: origin.into(),
+                domain: origin
+                    .split("://")
+                    .nth(1)
+                    .unwrap()
+                    .split(':')
+                    .next()
+                    .unwrap()
+                    .into(),
+                vm_name: vm_name.into(),
+                cpus: 2,
+                memory_mb: 2048,
+                disk_mb: 20480,
+                idle_control: trusted,
+                trusted,
+            })
+        };
+        let dialogs = [
+            request("https://lhcathome.cern.ch", "ATLAS worker", true),
+            request(
+                "http://volunteer.example.org:8080",
+                &"A rather long virtual machine name ".repeat(5),
+                false,
+            ),
+        ];
+        let views: Vec<_> = dialogs
+            .iter()
+            .map(|dialog| DialogView {
+                dialog,
+                allow_delay_ms: ALLOW_DELAY.as_millis() as u64,
+            })
+            .collect();
+        let generated = serde_json::to_string_pretty(&views).unwrap() + "\n";
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/browser/fixtures/consent-views.json"
+        );
+        if std::env::var_os("UPDATE_FIXTURES").is_some() {
+            std::fs::write(path, &generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "tests/browser/fixtures/consent-views.json is not what the dialog receives; \
+             rerun with UPDATE_FIXTURES=1 and commit the file. Now:\n{generated}"
+        );
+    }
 }

@@ -1,16 +1,17 @@
 // Accessibility of the control panel (ui/index.html) in headless Chromium, at the panel window's default
-// size (1024×700): axe-core's WCAG 2.1 A/AA rules (labels, names, contrast, ARIA) on every tab, keyboard
-// reach and a visible focus ring on every control, tabs by arrow keys, no sideways scrolling. The page
-// runs on a stand-in for the Tauri IPC that answers with fixtures/panel-answers.json, whose shape the
-// tray app's tests check against the real commands' answers (src-tauri/src/commands/tests.rs).
+// size (1024×700): axe-core's WCAG 2.1 A/AA rules (labels, names, contrast, ARIA) on every tab in the
+// light and the dark colour scheme, keyboard reach and a visible focus ring on every control, tabs by
+// arrow keys, no sideways scrolling, no text under 12 px. The page runs on a stand-in for the Tauri IPC
+// that answers with fixtures/panel-answers.json, whose shape the tray app's tests check against the real
+// commands' answers (src-tauri/src/commands/tests.rs).
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { CHROMIUM, launchBrowser, repoRoot, requireTool, startStaticServer } from "./lib/harness.mjs";
+import { AXE, axeViolations, readability, tabWalk } from "./lib/a11y.mjs";
 
 const ANSWERS = JSON.parse(readFileSync(join(repoRoot, "tests/browser/fixtures/panel-answers.json"), "utf8"));
-const AXE = join(repoRoot, "tests/browser/node_modules/axe-core/axe.min.js");
 const WIDTH = 1024, HEIGHT = 700; // src-tauri/src/panel_window.rs: inner_size
 
 /** Installed before the panel's scripts: `window.__TAURI__` answering from the fixture (samples moved to
@@ -54,60 +55,25 @@ describe("control panel accessibility", () => {
     await page.waitForTimeout(300); // the tab's data arrives from the stand-in
   }
 
-  async function axeViolations() {
-    if (!(await page.evaluate(() => typeof window.axe === "object"))) await page.addScriptTag({ path: AXE });
-    return page.evaluate(async () => {
-      const r = await window.axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] } });
-      return r.violations.map((v) => ({ id: v.id, help: v.help, nodes: v.nodes.slice(0, 5).map((n) => n.target.join(" ") + " — " + n.failureSummary) }));
-    });
-  }
-
   for (const [tab, what] of [["tab-sessions", "sessions table, chart, per-session policy"], ["tab-activity", "event log and filters"], ["tab-settings", "settings, cache, sites"]]) {
-    test(`${tab}: no WCAG 2.1 A/AA violations (${what})`, async (t) => {
+    test(`${tab}: no WCAG 2.1 A/AA violations in either colour scheme (${what})`, async (t) => {
       if (!ready(t)) return;
       await showTab(tab);
-      const violations = await axeViolations();
-      assert.deepEqual(violations, [], JSON.stringify(violations, null, 2));
+      for (const colorScheme of ["light", "dark"]) {
+        await page.emulateMedia({ colorScheme });
+        const violations = await axeViolations(page);
+        assert.deepEqual(violations, [], `${colorScheme}: ${JSON.stringify(violations, null, 2)}`);
+      }
+      await page.emulateMedia({ colorScheme: "light" });
     });
 
     test(`${tab}: every control is reached by Tab and shows where the focus is`, async (t) => {
       if (!ready(t)) return;
       await showTab(tab);
-      const controls = await page.evaluate(() => {
-        const visible = (e) => e.offsetParent !== null && !e.disabled && getComputedStyle(e).visibility !== "hidden";
-        // A radio group is one stop (arrow keys move inside it): it counts as reached when any of it is.
-        return [...document.querySelectorAll("button, input, select, textarea, a[href], [tabindex]")]
-          .filter((e) => visible(e) && e.tabIndex >= 0)
-          .map((e, i) => {
-            e.dataset.a11yId = e.type === "radio" && e.name ? `radio:${e.name}` : String(i);
-            return e.dataset.a11yId;
-          })
-          .filter((id, i, all) => all.indexOf(id) === i);
-      });
-      assert.ok(controls.length > 3, `only ${controls.length} controls found`);
-      await page.evaluate(() => { document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0); });
-      const reached = new Set();
-      const noRing = [];
-      for (let i = 0; i < controls.length + 10; i++) {
-        await page.keyboard.press("Tab");
-        const f = await page.evaluate(() => {
-          const e = document.activeElement;
-          if (!e || e === document.body) return null;
-          const s = getComputedStyle(e);
-          const ring = (s.outlineStyle !== "none" && parseFloat(s.outlineWidth) > 0) || s.boxShadow !== "none";
-          return { id: e.dataset.a11yId, ring, what: e.id || e.textContent.trim().slice(0, 30) || e.tagName };
-        });
-        if (!f) continue;
-        if (f.id !== undefined) reached.add(f.id);
-        if (!f.ring) noRing.push(f.what);
-      }
-      const missed = controls.filter((id) => !reached.has(id));
-      const names = await page.evaluate((ids) => ids.map((id) => {
-        const e = document.querySelector(`[data-a11y-id="${id}"]`);
-        return e.id || e.getAttribute("aria-label") || e.textContent.trim().slice(0, 30);
-      }), missed);
-      assert.deepEqual(names, [], "controls Tab never reaches");
-      assert.deepEqual([...new Set(noRing)], [], "focused controls without a visible focus ring");
+      const walk = await tabWalk(page);
+      assert.ok(walk.count > 3, `only ${walk.count} controls found`);
+      assert.deepEqual(walk.missed, [], "controls Tab never reaches");
+      assert.deepEqual(walk.noRing, [], "focused controls without a visible focus ring");
     });
   }
 
@@ -131,13 +97,7 @@ describe("control panel accessibility", () => {
     if (!ready(t)) return;
     for (const tab of ["tab-sessions", "tab-activity", "tab-settings"]) {
       await showTab(tab);
-      const m = await page.evaluate(() => {
-        const small = [...document.querySelectorAll("body *")]
-          .filter((e) => e.offsetParent !== null && [...e.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim()))
-          .filter((e) => parseFloat(getComputedStyle(e).fontSize) < 12)
-          .map((e) => e.id || e.className || e.tagName);
-        return { scroll: document.documentElement.scrollWidth, width: document.documentElement.clientWidth, small };
-      });
+      const m = await readability(page);
       assert.ok(m.scroll <= m.width, `${tab}: the page is ${m.scroll} px wide in a ${m.width} px window`);
       assert.deepEqual(m.small, [], `${tab}: text smaller than 12 px`);
     }

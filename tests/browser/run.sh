@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the browser tests (the JS client library against the real daemon, the control panel's
-# accessibility): builds the daemon (cvmwebapi), installs the pinned npm packages (playwright-core drives the system Chromium, no browser download), and runs every
-# *.test.mjs (or the files given as arguments) with node's test runner, printing its normal summary
-# and then one line "N passed, M failed" (for scripts/test.sh). Exits non-zero on failure.
+# accessibility): builds the daemon (cvmwebapi), installs the pinned npm packages (playwright-core
+# drives the system Chromium, no browser download), and runs every *.test.mjs (or the files given as
+# arguments) with node's test runner, printing its normal summary and then one line "N passed, M failed"
+# (for scripts/test.sh). Exits non-zero on failure.
 # Environment: CARGO_TARGET_DIR (where cargo builds), CVMWEBAPI_BIN (use this daemon binary instead),
 # CHROMIUM_BIN (default /usr/bin/chromium), CI=true (missing tools fail instead of skipping).
 set -euo pipefail

@@ -41,6 +41,7 @@ pub fn show_session(app: &AppHandle, name: &str) {
 }
 
 fn show(app: &AppHandle, session: Option<String>) {
+    crate::tray::failures_seen(app);
     let Some(host) = app.try_state::<PanelHost>() else {
         return;
     };

@@ -5,6 +5,7 @@
 //! reports something; it rebuilds the menu only when what it shows changed, switches the icon (idle,
 //! running, attention) and sends notifications.
 
+mod failures;
 mod icons;
 mod model;
 mod notify;
@@ -58,6 +59,7 @@ struct TrayState {
     shown: Mutex<Option<model::MenuModel>>,
     icon: Mutex<Option<model::IconKind>>,
     notifier: notify::Notifier,
+    failures: Mutex<failures::Failures>,
 }
 
 /// Creates the tray icon with its menu and starts the watcher.
@@ -68,7 +70,7 @@ pub fn build(app: &AppHandle) -> tauri::Result<()> {
         None,
     ))?;
     let daemon = app.state::<ShellState>().daemon.clone();
-    let first = model::MenuModel::new(daemon.local_addr(), Vec::new(), None, false);
+    let first = model::MenuModel::new(daemon.local_addr(), Vec::new(), None, false, 0);
     let blocked = blocked_menu::submenu(app)?;
     let menu = menu_for(app, &first, &blocked)?;
     let tray = TrayIconBuilder::with_id(TRAY_ID)
@@ -84,6 +86,7 @@ pub fn build(app: &AppHandle) -> tauri::Result<()> {
         shown: Mutex::new(Some(first)),
         icon: Mutex::new(Some(model::IconKind::Idle)),
         notifier: notify::Notifier::new(notify::Limits::default(), open_panel_on_click(app)),
+        failures: Mutex::default(),
     });
     let app = app.clone();
     tauri::async_runtime::spawn(watch(app));
@@ -131,13 +134,15 @@ async fn watch(app: AppHandle) {
             .map(|p| p.waiting_dialogs())
             .unwrap_or_default();
         let blocked = blocked_origins(&app);
+        let state = app.state::<TrayState>();
+        let failed = lock(&state.failures).count();
         let m = model::MenuModel::new(
             daemon.local_addr(),
             views.clone(),
             idle.as_ref().map(|s| s.summary()).as_deref(),
             idle.as_ref().is_some_and(|s| s.snoozed_until.is_some()),
+            failed,
         );
-        let state = app.state::<TrayState>();
         // Sessions recovered at startup are not news; later changes are.
         if !first {
             for note in notify::started(&seen.sessions, &views)
@@ -149,19 +154,20 @@ async fn watch(app: AppHandle) {
             }
         }
         first = false;
-        refresh(&app, &state, m, !dialogs.is_empty());
+        refresh(&app, &state, m, !dialogs.is_empty() || failed > 0);
         seen = Seen {
             sessions: views,
             blocked,
             dialogs,
         };
-        wait_for_news(&mut feed, &state.notifier).await;
+        wait_for_news(&mut feed, &state).await;
     }
 }
 
 /// Waits up to [`POLL`], less when the event feed reports something (progress does not count); shows the
-/// notifications the feed's events deserve ("VM failed", "Image downloaded").
-async fn wait_for_news(feed: &mut broadcast::Receiver<DaemonEvent>, notifier: &notify::Notifier) {
+/// notifications the feed's events deserve ("VM failed", "Image downloaded") and keeps count of the
+/// failures not yet seen.
+async fn wait_for_news(feed: &mut broadcast::Receiver<DaemonEvent>, state: &TrayState) {
     let poll = tokio::time::sleep(POLL);
     tokio::pin!(poll);
     loop {
@@ -170,8 +176,9 @@ async fn wait_for_news(feed: &mut broadcast::Receiver<DaemonEvent>, notifier: &n
             event = feed.recv() => match event {
                 Ok(event) => {
                     if let Some(note) = notify::from_event(&event.kind) {
-                        notifier.show(note);
+                        state.notifier.show(note);
                     }
+                    lock(&state.failures).note(&event.kind);
                     if !event.kind.is_transient() {
                         return;
                     }
@@ -221,6 +228,17 @@ fn refresh(app: &AppHandle, state: &TrayState, m: model::MenuModel, attention: b
 }
 
 /// Makes the watcher rebuild the menu at its next look (after an action whose effect it should show).
+/// The control panel was opened: the VM failures it lists count as seen (the icon leaves "attention").
+pub(crate) fn failures_seen(app: &AppHandle) {
+    if let Some(state) = app.try_state::<TrayState>() {
+        lock(&state.failures).seen();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 pub(crate) fn invalidate(app: &AppHandle) {
     if let Some(state) = app.try_state::<TrayState>() {
         *state.shown.lock().unwrap_or_else(|e| e.into_inner()) = None;

@@ -132,13 +132,18 @@ fn capitalised(s: &str) -> String {
 }
 
 /// The first, informational line of the menu.
-pub fn status_line(addr: SocketAddr, sessions: usize) -> String {
+pub fn status_line(addr: SocketAddr, sessions: usize, failed: usize) -> String {
     let sessions = match sessions {
         0 => "no sessions".to_string(),
         1 => "1 session".to_string(),
         n => format!("{n} sessions"),
     };
-    format!("Listening on {addr} · {sessions}")
+    let failed = match failed {
+        0 => String::new(),
+        1 => " · 1 VM failed (see the control panel)".to_string(),
+        n => format!(" · {n} VMs failed (see the control panel)"),
+    };
+    format!("Listening on {addr} · {sessions}{failed}")
 }
 
 /// The second line: what the idle controller does, or that it does not run.
@@ -160,6 +165,7 @@ pub enum IconKind {
     Attention,
 }
 
+/// `attention`: a consent dialog waits or a VM failure was not seen yet.
 pub fn icon_for(sessions: &[SessionView], attention: bool) -> IconKind {
     if attention {
         IconKind::Attention
@@ -194,15 +200,17 @@ pub struct MenuModel {
 }
 
 impl MenuModel {
+    /// `failed`: VM failures the volunteer has not seen yet.
     pub fn new(
         addr: SocketAddr,
         mut sessions: Vec<SessionView>,
         idle_summary: Option<&str>,
         snoozed: bool,
+        failed: usize,
     ) -> Self {
         sessions.sort_by(|a, b| (&a.origin, &a.name).cmp(&(&b.origin, &b.name)));
         Self {
-            status: status_line(addr, sessions.len()),
+            status: status_line(addr, sessions.len(), failed),
             idle: idle_line(idle_summary),
             idle_control: idle_summary.is_some(),
             snoozed: snoozed && idle_summary.is_some(),
@@ -246,16 +254,24 @@ mod tests {
     fn status_line_counts_sessions() {
         let addr = "127.0.0.1:5624".parse().unwrap();
         assert_eq!(
-            status_line(addr, 0),
+            status_line(addr, 0, 0),
             "Listening on 127.0.0.1:5624 · no sessions"
         );
         assert_eq!(
-            status_line(addr, 1),
+            status_line(addr, 1, 0),
             "Listening on 127.0.0.1:5624 · 1 session"
         );
         assert_eq!(
-            status_line(addr, 3),
+            status_line(addr, 3, 0),
             "Listening on 127.0.0.1:5624 · 3 sessions"
+        );
+        assert_eq!(
+            status_line(addr, 1, 1),
+            "Listening on 127.0.0.1:5624 · 1 session · 1 VM failed (see the control panel)"
+        );
+        assert_eq!(
+            status_line(addr, 3, 2),
+            "Listening on 127.0.0.1:5624 · 3 sessions · 2 VMs failed (see the control panel)"
         );
     }
 
@@ -358,11 +374,18 @@ mod tests {
             ],
             None,
             true,
+            0,
         );
         assert_eq!(m.sessions[0].name, "y");
         assert!(!m.snoozed && !m.idle_control);
         assert_eq!(m.status, "Listening on 127.0.0.1:1 · 2 sessions");
-        let m2 = MenuModel::new(addr, vec![], Some("idle · no VM under idle control"), true);
+        let m2 = MenuModel::new(
+            addr,
+            vec![],
+            Some("idle · no VM under idle control"),
+            true,
+            0,
+        );
         assert!(m2.snoozed && m2.idle_control);
         assert_eq!(running(&m.sessions).len(), 2);
     }

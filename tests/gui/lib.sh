@@ -56,6 +56,19 @@ tray_entry_id() {
   tray_layout "$1" "$2" | grep -o "([0-9]*, {[^}]*'label': <'$3'>" | head -1 | grep -o '^([0-9]*' | tr -d '('
 }
 
+# tray_icon_is ITEM ITEM_PATH KIND: the tray item's current icon has the pixels of icons/tray/KIND.png
+# (ITEM_PATH is the menu path without its /Menu).
+tray_icon_is() {
+  local name dir file
+  name=$(gdbus call --session --dest "$1" --object-path "$2" --method org.freedesktop.DBus.Properties.Get \
+    org.kde.StatusNotifierItem IconName 2>/dev/null | grep -o "'[^']*'" | tr -d "'")
+  dir=$(gdbus call --session --dest "$1" --object-path "$2" --method org.freedesktop.DBus.Properties.Get \
+    org.kde.StatusNotifierItem IconThemePath 2>/dev/null | grep -o "'[^']*'" | tr -d "'")
+  file=$name; [ -f "$file" ] || file="$dir/$name.png"; [ -f "$file" ] || file="$dir/$name"
+  [ -f "$file" ] || return 1
+  [ "$(compare -metric AE "$file" "$root/icons/tray/$3.png" null: 2>&1)" = 0 ]
+}
+
 # Clicks entry $3 (label) of the tray menu of item $1 at path $2.
 tray_click() {
   local id; id=$(tray_entry_id "$1" "$2" "$3")

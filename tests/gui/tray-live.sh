@@ -44,17 +44,7 @@ THROTTLED='failed ["Request denied by throttle protection",-10]'
 history_has() { dunstctl close-all; dunstctl history >"$OUT/dunst-history.json"; grep -qF -- "$1" "$OUT/dunst-history.json"; }
 # summary_count SUMMARY: how many notifications in dunst's history have exactly that summary.
 summary_count() { dunstctl close-all; dunstctl history | grep -cF -- "\"data\" : \"$1\""; }
-# icon_is KIND: the tray item's current icon has the pixels of icons/tray/KIND.png.
-icon_is() {
-  local name dir file
-  name=$(gdbus call --session --dest "$ITEM" --object-path "$ITEM_PATH" --method org.freedesktop.DBus.Properties.Get \
-    org.kde.StatusNotifierItem IconName 2>/dev/null | grep -o "'[^']*'" | tr -d "'")
-  dir=$(gdbus call --session --dest "$ITEM" --object-path "$ITEM_PATH" --method org.freedesktop.DBus.Properties.Get \
-    org.kde.StatusNotifierItem IconThemePath 2>/dev/null | grep -o "'[^']*'" | tr -d "'")
-  file=$name; [ -f "$file" ] || file="$dir/$name.png"; [ -f "$file" ] || file="$dir/$name"
-  [ -f "$file" ] || return 1
-  [ "$(compare -metric AE "$file" "$root/icons/tray/$1.png" null: 2>&1)" = 0 ]
-}
+icon_is() { tray_icon_is "$ITEM" "$ITEM_PATH" "$1"; }
 toggle_state() { # LABEL: the dbusmenu toggle-state of the entry with that label
   tray_layout "$ITEM" "$MENU" | grep -oE "\{[^{}]*'label': <'$1'>[^{}]*\}" | grep -oE "'toggle-state': <-?[0-9]+>" | grep -oE '<-?[0-9]+>' | tr -d '<>'
 }

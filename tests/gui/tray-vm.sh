@@ -9,8 +9,9 @@
 # session hibernated and resumes it from the menu: the guest answers with the same boot id and a larger
 # uptime (restored, not rebooted). Then Stop, Start (a fresh boot), Quit with "Leave running and quit"
 # (Tab, Return): QEMU outlives the app, and the app started again takes the same process over. Last, the
-# QEMU process killed as the OOM killer would: "Virtual machine failed" reaches dunst and the session
-# shows stopped, offering Start. Prints "N passed, M failed".
+# QEMU process killed as the OOM killer would: "Virtual machine failed" reaches dunst, the session shows
+# stopped, offering Start, and the icon and status line show the failure until the panel is opened.
+# Prints "N passed, M failed".
 # Usage: tests/gui/run.sh tests/gui/tray-vm.sh [path/to/cernvm-webapi [path/to/cvmwebapi]]
 # Environment: CI=true (missing tools fail instead of skipping), E2E_OUT (artifacts).
 set -u
@@ -21,7 +22,7 @@ target=${CARGO_TARGET_DIR:-$root/target}
 app=${1:-$target/debug/cernvm-webapi}
 cli=${2:-$target/debug/cvmwebapi}
 OUT=${E2E_OUT:-$(mktemp -d)}
-need=(openbox dunst dunstctl gtk-sni-tray-standalone gdbus xdotool ss curl node qemu-system-x86_64 /usr/bin/chromium)
+need=(openbox dunst dunstctl gtk-sni-tray-standalone gdbus xdotool wmctrl compare ss curl node qemu-system-x86_64 /usr/bin/chromium)
 missing=(); for t in "${need[@]}"; do command -v "$t" >/dev/null || missing+=("$t"); done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "tray-vm.sh: missing tools: ${missing[*]} (scripts/install-deps.sh test installs them)"
@@ -269,6 +270,17 @@ check "notification: 'Virtual machine failed' reaches dunst" waitfor 300 history
 check "it says the VM's process ended unexpectedly" history_has "ended unexpectedly"
 check "the state line shows stopped after the crash" waitfor 300 state_is Stopped
 check "the crashed session offers Start" has_entry Start
+icon_is() { tray_icon_is "$ITEM" "${MENU%/Menu}" "$1"; }
+status_has() { tray_layout "$ITEM" "$MENU" | grep -qF "$1"; }
+check "icon: attention after the VM failed" waitfor 50 icon_is attention
+check "the status line counts the failure" status_has "· 1 VM failed (see the control panel)"
+tray_click "$ITEM" "$MENU" "Open control panel"
+check "Open control panel shows the panel" waitfor 150 window_exists '^CernVM WebAPI$'
+check "... which counts the failure as seen: icon back to idle" waitfor 50 icon_is idle
+no_failure_counted() { ! status_has "VM failed"; }
+check "... and the status line no longer counts it" waitfor 50 no_failure_counted
+wmctrl -c 'CernVM WebAPI'
+check "the panel closes" waitfor 100 no_window '^CernVM WebAPI$'
 tray_click "$ITEM" "$MENU" Quit
 check "Quit with no VM running exits at once" waitfor 100 bash -c "! kill -0 $app_pid"
 dunstctl history >"$OUT/dunst-history.json" 2>/dev/null

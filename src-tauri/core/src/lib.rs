@@ -7,6 +7,7 @@ pub mod config;
 pub mod consent;
 pub mod daemon;
 pub mod demo;
+pub mod desktop;
 pub mod events;
 pub mod footprint;
 pub mod hypervisor;
@@ -20,6 +21,9 @@ pub mod session;
 pub mod settings;
 pub mod store;
 pub mod trust;
+
+#[cfg(all(test, target_os = "linux"))]
+mod testutil_linux;
 
 /// The version this build reports in `/info` and `cvmwebapi --version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

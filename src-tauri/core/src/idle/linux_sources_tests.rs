@@ -1,131 +1,13 @@
 //! Real-part tests of the Linux idle sources: the X11 source against a private Xvfb driven by xdotool,
 //! the GNOME source against a private dbus-daemon serving Mutter's IdleMonitor interface, and `detect`.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::detect::{detect_in, SessionEnv};
 use super::gnome::{GnomeSource, BUS_NAME, OBJECT_PATH};
 use super::source::IdleSource;
 use super::x11::X11Source;
-
-/// Finds an external tool; missing is a failure under CI and a skip (None) otherwise.
-fn tool(name: &str) -> Option<()> {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {name}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if found {
-        return Some(());
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{name} is required for this test under CI (scripts/install-deps.sh installs it)");
-    }
-    eprintln!("skipping: {name} not installed");
-    None
-}
-
-/// A private Xvfb on a free display number (chosen by Xvfb itself through -displayfd).
-struct Xvfb {
-    child: Child,
-    display: String,
-    /// The server's stderr, with `-audit 4` connection records ("client N connected ... pid=P").
-    log: tempfile::NamedTempFile,
-}
-
-impl Xvfb {
-    fn start(number: Option<u32>) -> Self {
-        let mut cmd = Command::new("Xvfb");
-        match number {
-            Some(n) => cmd.arg(format!(":{n}")),
-            None => cmd.args(["-displayfd", "1"]),
-        };
-        let log = tempfile::NamedTempFile::new().unwrap();
-        let mut child = cmd
-            .args([
-                "-nolisten",
-                "tcp",
-                "-noreset",
-                "-audit",
-                "4",
-                "-screen",
-                "0",
-                "640x480x24",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(log.reopen().unwrap())
-            .spawn()
-            .expect("start Xvfb");
-        let display = match number {
-            Some(n) => format!(":{n}"),
-            None => {
-                let mut line = String::new();
-                BufReader::new(child.stdout.take().unwrap())
-                    .read_line(&mut line)
-                    .expect("read display number from Xvfb");
-                format!(":{}", line.trim())
-            }
-        };
-        assert!(display.len() > 1, "Xvfb reported no display number");
-        Self {
-            child,
-            display,
-            log,
-        }
-    }
-
-    /// How many X connections this test process has opened to the server so far.
-    fn connections_from_this_process(&self) -> usize {
-        let pid = format!("pid={} ", std::process::id());
-        std::fs::read_to_string(self.log.path())
-            .unwrap()
-            .lines()
-            .filter(|l| l.contains("connected from") && l.contains(&pid))
-            .count()
-    }
-
-    fn number(&self) -> u32 {
-        self.display[1..].parse().unwrap()
-    }
-
-    /// A display number far above the ones `-displayfd` hands out (it takes the lowest free), for a test
-    /// that restarts its server on the same number.
-    fn unused_high_number() -> u32 {
-        let start = 1000 + std::process::id() % 3000;
-        (start..start + 1000)
-            .find(|n| {
-                !std::path::Path::new(&format!("/tmp/.X{n}-lock")).exists()
-                    && !std::path::Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-            })
-            .expect("a free X display number")
-    }
-
-    fn xdotool(&self, args: &[&str]) {
-        let status = Command::new("xdotool")
-            .args(args)
-            .env("DISPLAY", &self.display)
-            .status()
-            .expect("run xdotool");
-        assert!(status.success(), "xdotool {args:?} failed");
-    }
-
-    fn stop(&mut self) {
-        // SIGTERM lets Xvfb remove its lock file so the display number can be reused.
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Xvfb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::testutil_linux::{tool, PrivateBus, Xvfb};
 
 /// Probes until the source answers (Xvfb needs a moment to accept connections after -displayfd with a number).
 async fn probe_until_ok(source: &dyn IdleSource) -> Duration {
@@ -239,20 +121,10 @@ impl FakeMutter {
 
 #[tokio::test]
 async fn gnome_source_reads_mutter_idle_monitor_over_dbus() {
-    if tool("dbus-daemon").is_none() {
+    let Some(bus) = PrivateBus::start() else {
         return;
-    }
-    let mut bus = Command::new("dbus-daemon")
-        .args(["--session", "--nofork", "--nopidfile", "--print-address=1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start dbus-daemon");
-    let mut address = String::new();
-    BufReader::new(bus.stdout.take().unwrap())
-        .read_line(&mut address)
-        .unwrap();
-    let address = address.trim().to_string();
+    };
+    let address = bus.address.clone();
 
     // Before the service exists the source fails cleanly (and then reconnects).
     let source = GnomeSource::new(Some(address.clone()));
@@ -280,6 +152,4 @@ async fn gnome_source_reads_mutter_idle_monitor_over_dbus() {
     })
     .await;
     assert_eq!(found.source.name(), "gnome-mutter");
-    let _ = bus.kill();
-    let _ = bus.wait();
 }

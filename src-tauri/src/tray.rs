@@ -8,6 +8,7 @@
 mod failures;
 mod icons;
 mod model;
+mod no_tray;
 mod notify;
 mod quit;
 pub(crate) mod sessions;
@@ -88,6 +89,7 @@ pub fn build(app: &AppHandle) -> tauri::Result<()> {
         notifier: notify::Notifier::new(notify::Limits::default(), open_panel_on_click(app)),
         failures: Mutex::default(),
     });
+    tauri::async_runtime::spawn(no_tray::open_panel_without_tray(app.clone()));
     let app = app.clone();
     tauri::async_runtime::spawn(watch(app));
     Ok(())

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# GUI e2e of the tray app shell: tray registration and menu (its fixed entries) over dbusmenu, no webview at start, the control
+# GUI e2e of the tray app shell: on a desktop without tray icons the control panel opens by itself; tray
+# registration and menu (its fixed entries) over dbusmenu, no webview at start, the control
 # panel opened from the menu in a process of its own and gone on close (no WebKit process left), opened again, /info, single
 # instance, Quit. Run through run.sh.
 # Usage (inside run.sh): tray.sh APP_BINARY CLI_BINARY
@@ -18,6 +19,20 @@ env -u DISPLAY -u WAYLAND_DISPLAY "$APP" --listen "127.0.0.1:$PORT" --data-dir "
 rc=$?
 check "no display: clear message, exit code 4 (got $rc)" \
   bash -c "[ $rc -eq 4 ] && grep -q 'no graphical display' '$OUT/nodisplay.log'"
+
+# A desktop that shows no tray icons (a session bus without a StatusNotifierItem watcher, and no XEmbed
+# tray: like GNOME without the AppIndicator extension): the app opens its control panel instead.
+NOTRAY_DATA=$(mktemp -d); NOTRAY_PORT=$((PORT + 1))
+# (dunst on that bus takes the notifications.)
+setsid dbus-run-session -- sh -c 'dunst >/dev/null 2>&1 & exec "$0" "$@"' \
+  "$APP" --listen "127.0.0.1:$NOTRAY_PORT" --data-dir "$NOTRAY_DATA" >"$OUT/no-tray.log" 2>&1 &
+NOTRAY_GROUP=$!
+check "no tray host: the control panel opens by itself" waitfor 300 window_exists "$TITLE"
+check "... and the log says why" grep -q "shows no tray icons" "$OUT/no-tray.log"
+check "... and so does a notification" waitfor 50 bash -c "grep -q 'notification shown.*runs without a tray icon' '$OUT/no-tray.log'"
+kill -- -"$NOTRAY_GROUP" 2>/dev/null
+check "... its window goes with the app" waitfor 100 no_window "$TITLE"
+rm -rf "$NOTRAY_DATA"
 
 "$APP" --listen "127.0.0.1:$PORT" --data-dir "$DATA" >"$OUT/app.log" 2>&1 &
 APP_PID=$!
@@ -42,6 +57,7 @@ check "menu: 'Pause all' is disabled with no session" \
 check "menu: 'Start at login' is an unchecked checkbox (opt-in)" \
   grep -qE "\{[^{}]*'label': <'Start at login'>[^{}]*'toggle-state': <0>|\{[^{}]*'toggle-state': <0>[^{}]*'label': <'Start at login'>" <<<"$LAYOUT"
 
+check "the app found the tray host" waitfor 100 grep -q "a tray host shows the icon" "$OUT/app.log"
 check "no window at start" no_window "$TITLE"
 check "no WebKit process at start" no_webkit_process "$APP_PID"
 

@@ -25,15 +25,18 @@ pub enum Kind {
     SiteBlocked,
     VmFailed,
     ImageDownloaded,
+    /// The desktop shows no tray icons, so the control panel was opened instead (once per start).
+    NoTrayIcon,
 }
 
 #[cfg(test)]
-const KINDS: [Kind; 5] = [
+const KINDS: [Kind; 6] = [
     Kind::ConsentWaiting,
     Kind::SessionStarted,
     Kind::SiteBlocked,
     Kind::VmFailed,
     Kind::ImageDownloaded,
+    Kind::NoTrayIcon,
 ];
 
 /// Longest failure message shown in a notification (the log has all of it).
@@ -61,6 +64,16 @@ impl Note {
             kind: Kind::SessionStarted,
             summary: "Virtual machine started".into(),
             body: format!("{} started “{}”.", s.origin, display_vm(s)),
+        }
+    }
+
+    pub fn no_tray_icon() -> Self {
+        Self {
+            kind: Kind::NoTrayIcon,
+            summary: "CernVM WebAPI runs without a tray icon".into(),
+            body: "Your desktop shows no tray icons, so the control panel is open instead. Closing it \
+                   keeps CernVM WebAPI running; start CernVM WebAPI again to reopen it."
+                .into(),
         }
     }
 

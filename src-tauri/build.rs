@@ -21,6 +21,7 @@ fn main() {
         "get_start_at_login",
         "set_start_at_login",
         "open_logs_folder",
+        "quit_app",
     ]);
     tauri_build::try_build(tauri_build::Attributes::new().app_manifest(commands))
         .expect("tauri-build failed");

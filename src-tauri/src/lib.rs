@@ -86,6 +86,7 @@ pub fn main() -> ExitCode {
             commands::get_start_at_login,
             commands::set_start_at_login,
             commands::open_logs_folder,
+            commands::quit_app,
             consent_dialog::consent_answer
         ])
         .setup(move |app| {

@@ -230,6 +230,11 @@ fn refresh(app: &AppHandle, state: &TrayState, m: model::MenuModel, attention: b
 }
 
 /// Makes the watcher rebuild the menu at its next look (after an action whose effect it should show).
+/// Quit, as the menu's Quit does: at once with no VM running, else after asking what to do with them.
+pub(crate) fn request_quit(app: &AppHandle) {
+    quit::request(app);
+}
+
 /// The control panel was opened: the VM failures it lists count as seen (the icon leaves "attention").
 pub(crate) fn failures_seen(app: &AppHandle) {
     if let Some(state) = app.try_state::<TrayState>() {

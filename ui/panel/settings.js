@@ -1,6 +1,6 @@
 // The Settings tab: the daemon's settings form (validated here, saved through `save_settings`, with the
 // restart-needed notice), the image cache (size, Clear cache), blocked sites (Unblock), remembered consent
-// answers (Forget), Start at login and the logs folder.
+// answers (Forget), Start at login, the logs folder and Quit (for desktops without a tray icon).
 
 import { call } from "./ipc.js";
 import { el, bytes, dateTime, DF_SUSPEND, DF_AUTOSTART } from "./format.js";
@@ -23,6 +23,8 @@ export function initSettings(reportError) {
   $("clear-cache").addEventListener("click", clearCache);
   $("autostart").addEventListener("change", setAutostart);
   $("open-logs").addEventListener("click", () => call("open_logs_folder").catch((e) => onError(e.message)));
+  // The same Quit as the tray menu's (it asks first when VMs run): for desktops without a tray icon.
+  $("quit-app").addEventListener("click", () => call("quit_app").catch((e) => onError(e.message)));
   return reload();
 }
 

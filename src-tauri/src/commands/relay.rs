@@ -12,7 +12,7 @@ use super::*;
 
 /// The commands the panel page may call (capabilities/panel.json).
 #[cfg(test)]
-pub const PANEL_COMMANDS: [&str; 18] = [
+pub const PANEL_COMMANDS: [&str; 19] = [
     "daemon_status",
     "list_sessions",
     "session_action",
@@ -31,6 +31,7 @@ pub const PANEL_COMMANDS: [&str; 18] = [
     "get_start_at_login",
     "set_start_at_login",
     "open_logs_folder",
+    "quit_app",
 ];
 
 /// Runs panel command `cmd` with `args` (a JSON object); its value or its error message.
@@ -46,12 +47,16 @@ pub async fn relay(app: &AppHandle, cmd: &str, args: &Value) -> Result<Value, St
             open_logs_folder(app.clone());
             Ok(Value::Null)
         }
+        "quit_app" => {
+            quit_app(app.clone());
+            Ok(Value::Null)
+        }
         _ => relay_state(app, cmd, args).await,
     }
 }
 
 /// The commands that only read or change the daemon's state (all but the desktop ones: Start at login,
-/// the logs folder), for any Tauri runtime.
+/// the logs folder, Quit), for any Tauri runtime.
 pub async fn relay_state<R: Runtime>(
     app: &AppHandle<R>,
     cmd: &str,

@@ -333,6 +333,7 @@ fn the_relay_serves_every_panel_command_like_the_ipc() {
         "get_start_at_login",
         "set_start_at_login",
         "open_logs_folder",
+        "quit_app",
     ];
     for cmd in super::relay::PANEL_COMMANDS
         .iter()

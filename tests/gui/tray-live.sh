@@ -115,7 +115,7 @@ dunstctl history >"$OUT/dunst-history.json"
 # Quit with no VM running: no question, the app exits.
 tray_click "$ITEM" "$MENU" "Quit"
 check "Quit with no VM exits at once" waitfor 100 bash -c "! kill -0 $APP_PID"
-wait "$APP_PID"; rc=$?
+exit_code "$APP_PID"; rc=$?
 check "Quit exits with code 0 (got $rc)" test "$rc" -eq 0
 
 kill %1 %2 %3 2>/dev/null

@@ -202,7 +202,7 @@ else
 fi
 check "Return answers the default: hibernate" waitfor 100 grep -q "Quit dialog answered.*Hibernate" "$OUT/app-1.log"
 check "the app exits after saving the VM" waitfor 3000 bash -c "! kill -0 $app_pid"
-wait "$app_pid"; rc=$?
+exit_code "$app_pid"; rc=$?
 check "it exits with code 0 (got $rc)" test "$rc" -eq 0
 check "the QEMU process is gone" waitfor 100 no_qemu
 check "the VM's state file is on disk" bash -c "ls '$DATA'/vms/*/state.bin >/dev/null 2>&1 || find '$DATA/vms' -name 'state*' -size +1k | grep -q ."
@@ -252,7 +252,7 @@ else
 fi
 check "Tab, Return answers: leave running" waitfor 100 grep -q "Quit dialog answered.*LeaveRunning" "$OUT/app-2.log"
 check "the app exits at once" waitfor 150 bash -c "! kill -0 $app_pid"
-wait "$app_pid"; rc=$?
+exit_code "$app_pid"; rc=$?
 check "it exits with code 0 (got $rc)" test "$rc" -eq 0
 check "the VM's QEMU process runs on without the app" bash -c "[ -n '$qemu_before' ] && kill -0 $qemu_before"
 if ! start_app "$OUT/app-3.log"; then

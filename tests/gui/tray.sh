@@ -119,7 +119,7 @@ check "/info still answers" info
 
 tray_click "$ITEM" "$MENU" "Quit"
 check "Quit exits the app" waitfor 100 bash -c "! kill -0 $APP_PID"
-wait "$APP_PID"; rc=$?
+exit_code "$APP_PID"; rc=$?
 check "Quit exits with code 0 (got $rc)" test "$rc" -eq 0
 check "the listener is closed after Quit" port_closed
 

@@ -23,6 +23,9 @@ fn main() {
         "open_logs_folder",
         "quit_app",
     ]);
+    // The windows' pages (frontendDist) are compiled into the app by `generate_context!`: rebuild when
+    // they change, not only when Rust code does.
+    println!("cargo:rerun-if-changed=../ui/app");
     tauri_build::try_build(tauri_build::Attributes::new().app_manifest(commands))
         .expect("tauri-build failed");
 }

@@ -1,4 +1,4 @@
-//! The consent dialog: a small always-on-top webview window (`ui/consent/`) per request, created
+//! The consent dialog: a small always-on-top webview window (`ui/app/consent/`) per request, created
 //! when the broker asks and destroyed once answered. Implements the core's `Prompter`.
 //!
 //! The page in the window gets the request through an initialization script and can call exactly

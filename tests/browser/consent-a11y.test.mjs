@@ -1,4 +1,4 @@
-// Accessibility of the consent dialog (ui/consent/index.html) in headless Chromium at the dialog window's
+// Accessibility of the consent dialog (ui/app/consent/index.html) in headless Chromium at the dialog window's
 // size (500×580), for a trusted https site and an untrusted http site with a long VM name: axe-core's WCAG
 // 2.1 A/AA rules in the light and the dark colour scheme, Deny focused first and Allow reached by Tab once enabled, visible focus rings, nothing
 // cut off sideways, text at least 12 px. The page gets exactly what the app injects for these requests
@@ -39,7 +39,7 @@ describe("consent dialog accessibility", () => {
     const page = await browser.context.newPage();
     await page.setViewportSize({ width: WIDTH, height: HEIGHT });
     await page.addInitScript(injected, view);
-    await page.goto(`${site.origin}/ui/consent/index.html`);
+    await page.goto(`${site.origin}/ui/app/consent/index.html`);
     await page.waitForFunction(() => !document.getElementById("main").hidden);
     return page;
   }

@@ -1,4 +1,4 @@
-// Accessibility of the control panel (ui/index.html) in headless Chromium, at the panel window's default
+// Accessibility of the control panel (ui/app/index.html) in headless Chromium, at the panel window's default
 // size (1024×700): axe-core's WCAG 2.1 A/AA rules (labels, names, contrast, ARIA) on every tab in the
 // light and the dark colour scheme, keyboard reach and a visible focus ring on every control, tabs by
 // arrow keys, no sideways scrolling, no text under 12 px. The page runs on a stand-in for the Tauri IPC
@@ -39,7 +39,7 @@ describe("control panel accessibility", () => {
     page = await browser.context.newPage();
     await page.setViewportSize({ width: WIDTH, height: HEIGHT });
     await page.addInitScript(ipcStandIn, ANSWERS);
-    await page.goto(`${site.origin}/ui/index.html`);
+    await page.goto(`${site.origin}/ui/app/index.html`);
     await page.waitForFunction(() => document.querySelectorAll("#sessions-panel tbody tr").length >= 2);
   });
   after(async () => {

@@ -64,26 +64,17 @@ pub async fn xembed_tray_on(display: Option<&str>) -> bool {
 }
 
 #[cfg(target_os = "linux")]
-fn xembed_tray_blocking(display: Option<&str>) -> Result<bool, String> {
+fn xembed_tray_blocking(
+    display: Option<&str>,
+) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
     use x11rb::protocol::xproto::ConnectionExt as _;
-    let (conn, screen) =
-        x11rb::rust_connection::RustConnection::connect(display).map_err(|e| e.to_string())?;
+    let (conn, screen) = x11rb::rust_connection::RustConnection::connect(display)?;
     let name = format!("_NET_SYSTEM_TRAY_S{screen}");
-    let atom = conn
-        .intern_atom(true, name.as_bytes())
-        .map_err(|e| e.to_string())?
-        .reply()
-        .map_err(|e| e.to_string())?
-        .atom;
+    let atom = conn.intern_atom(true, name.as_bytes())?.reply()?.atom;
     if atom == x11rb::NONE {
         return Ok(false); // nobody ever named it on this server
     }
-    let owner = conn
-        .get_selection_owner(atom)
-        .map_err(|e| e.to_string())?
-        .reply()
-        .map_err(|e| e.to_string())?
-        .owner;
+    let owner = conn.get_selection_owner(atom)?.reply()?.owner;
     Ok(owner != x11rb::NONE)
 }
 

@@ -208,7 +208,7 @@ fn blocked_origins(app: &AppHandle) -> BTreeSet<String> {
 fn refresh(app: &AppHandle, state: &TrayState, m: model::MenuModel, attention: bool) {
     let kind = model::icon_for(&m.sessions, attention);
     {
-        let mut icon = state.icon.lock().unwrap_or_else(|e| e.into_inner());
+        let mut icon = lock(&state.icon);
         if *icon != Some(kind) {
             match icons::image(kind).and_then(|img| state.tray.set_icon(Some(img))) {
                 Ok(()) => {
@@ -219,7 +219,7 @@ fn refresh(app: &AppHandle, state: &TrayState, m: model::MenuModel, attention: b
             }
         }
     }
-    let mut shown = state.shown.lock().unwrap_or_else(|e| e.into_inner());
+    let mut shown = lock(&state.shown);
     if shown.as_ref() == Some(&m) {
         return;
     }
@@ -229,7 +229,6 @@ fn refresh(app: &AppHandle, state: &TrayState, m: model::MenuModel, attention: b
     }
 }
 
-/// Makes the watcher rebuild the menu at its next look (after an action whose effect it should show).
 /// Quit, as the menu's Quit does: at once with no VM running, else after asking what to do with them.
 pub(crate) fn request_quit(app: &AppHandle) {
     quit::request(app);
@@ -246,9 +245,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Makes the watcher rebuild the menu at its next look (after an action whose effect it should show).
 pub(crate) fn invalidate(app: &AppHandle) {
     if let Some(state) = app.try_state::<TrayState>() {
-        *state.shown.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *lock(&state.shown) = None;
     }
 }
 

@@ -176,30 +176,23 @@ check "the VM still runs without its page" has_qemu
 # ---- Quit asks: Escape cancels, Return hibernates ----
 quit_window() { xdotool search --onlyvisible --name "^Quit CernVM WebAPI\$" 2>/dev/null | head -1; }
 no_quit_window() { [ -z "$(quit_window)" ]; }
-# ask_quit: clicks Quit in the menu and waits for its question; sets q to its window (empty if none).
-ask_quit() {
-  q=
+# answer_quit WHAT KEY...: clicks Quit in the menu, checks (as WHAT) that its question appears, keeps a
+# picture of it and answers it with the KEYs.
+answer_quit() {
+  local what=$1 q=; shift
   tray_click "$ITEM" "$MENU" Quit
   for _ in $(seq 300); do q=$(quit_window); [ -n "$q" ] && break; sleep 0.1; done
+  if [ -z "$q" ]; then bad "$what"; return 1; fi
+  ok "$what"
+  import -window root "$OUT/quit-question.png" 2>/dev/null
+  xdotool windowactivate --sync "$q" key --clearmodifiers "$@" 2>/dev/null
 }
-ask_quit
-if [ -n "$q" ]; then
-  ok "Quit with a running VM asks"
-  xdotool windowactivate --sync "$q" key --clearmodifiers Escape 2>/dev/null
+if answer_quit "Quit with a running VM asks" Escape; then
   check "Escape cancels the Quit" waitfor 100 grep -q "Quit dialog answered.*Cancel" "$OUT/app-1.log"
   check "... the question goes away" waitfor 100 no_quit_window
   check "... and the app and its VM run on" bash -c "kill -0 $app_pid && [ -n \"$(our_qemu)\" ]"
-else
-  bad "Quit with a running VM asks"
 fi
-ask_quit
-if [ -n "$q" ]; then
-  ok "Quit asks again"
-  import -window root "$OUT/quit-question.png" 2>/dev/null
-  xdotool windowactivate --sync "$q" key --clearmodifiers Return 2>/dev/null
-else
-  bad "Quit asks again"
-fi
+answer_quit "Quit asks again" Return
 check "Return answers the default: hibernate" waitfor 100 grep -q "Quit dialog answered.*Hibernate" "$OUT/app-1.log"
 check "the app exits after saving the VM" waitfor 3000 bash -c "! kill -0 $app_pid"
 exit_code "$app_pid"; rc=$?
@@ -242,14 +235,8 @@ check "... and the state line shows running" waitfor 1200 state_is Running
 qemu_before=$(our_qemu)
 
 # ---- Quit, "Leave running and quit": the VM outlives the app, which takes it over when restarted ----
-ask_quit
-if [ -n "$q" ]; then
-  ok "Quit with the started VM asks"
-  # The buttons: Hibernate and quit (default, focused), Leave running and quit, Cancel.
-  xdotool windowactivate --sync "$q" key --clearmodifiers Tab Return 2>/dev/null
-else
-  bad "Quit with the started VM asks"
-fi
+# The buttons: Hibernate and quit (default, focused), Leave running and quit, Cancel.
+answer_quit "Quit with the started VM asks" Tab Return
 check "Tab, Return answers: leave running" waitfor 100 grep -q "Quit dialog answered.*LeaveRunning" "$OUT/app-2.log"
 check "the app exits at once" waitfor 150 bash -c "! kill -0 $app_pid"
 exit_code "$app_pid"; rc=$?
